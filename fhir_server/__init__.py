@@ -1,0 +1,1 @@
+"""MES interoperability server: FHIR R4 over an embedded or production store."""

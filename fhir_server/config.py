@@ -1,0 +1,58 @@
+"""All server settings in one place.
+
+Each setting has a default, an environment variable ``MES_<NAME>`` and (for the common ones)
+a ``mes serve`` flag; flags win over the environment, which wins over the default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+#: Resource types the server stores and serves; any other type answers 404.
+SUPPORTED_TYPES: tuple[str, ...] = (
+    "Patient", "DocumentReference", "Appointment", "Communication", "Binary", "Practitioner",
+    "PractitionerRole", "Organization", "List", "AuditEvent", "Consent", "Provenance",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = field(default="127.0.0.1", metadata={"help": "address the HTTP server binds"})
+    port: int = field(default=8080, metadata={"help": "HTTP port"})
+    data_dir: Path = field(default=Path("./var"), metadata={"help": "directory of the SQLite database"})
+    base_url: str = field(default="", metadata={"help": "public FHIR base URL (default http://HOST:PORT/fhir)"})
+    max_body_bytes: int = field(default=20 * 1024 * 1024, metadata={"help": "largest request body accepted"})
+    default_count: int = field(default=50, metadata={"help": "page size when _count is absent"})
+    max_count: int = field(default=1000, metadata={"help": "largest _count honoured"})
+    max_bundle_entries: int = field(default=10_000, metadata={"help": "largest batch/transaction bundle"})
+    sqlite_synchronous: str = field(default="NORMAL", metadata={
+        "help": "SQLite synchronous mode: NORMAL survives a process crash, FULL also a power loss"})
+
+    @property
+    def fhir_base(self) -> str:
+        return self.base_url.rstrip("/") or f"http://{self.host}:{self.port}/fhir"
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.data_dir) / "mes.sqlite3"
+
+
+def _coerce(kind: type, raw: str):
+    if kind is int or kind == "int":
+        return int(raw)
+    if kind is Path or kind == "Path":
+        return Path(raw)
+    return raw
+
+
+def load_settings(**overrides) -> Settings:
+    """Defaults, then ``MES_*`` environment variables, then explicit overrides (flags)."""
+    values = {}
+    for f in fields(Settings):
+        env = os.environ.get(f"MES_{f.name.upper()}")
+        if env is not None:
+            values[f.name] = _coerce(f.type, env)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

@@ -1,0 +1,41 @@
+"""Errors that become an OperationOutcome with an HTTP status (or a protocol's own error)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Issue:
+    code: str  # IssueType: invalid, structure, required, value, not-found, conflict, ...
+    diagnostics: str
+    expression: list[str] = field(default_factory=list)
+    severity: str = "error"
+
+    def to_json(self) -> dict:
+        out: dict = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        if self.expression:
+            out["expression"] = self.expression
+        return out
+
+
+class FhirError(Exception):
+    """A request the server refuses; ``status`` is the HTTP status code to answer with."""
+
+    def __init__(self, status: int, code: str, diagnostics: str, expression: list[str] | None = None,
+                 issues: list[Issue] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(diagnostics)
+        self.status = status
+        self.issues = issues or [Issue(code, diagnostics, expression or [])]
+        self.headers = headers or {}
+
+    def outcome(self) -> dict:
+        return operation_outcome(self.issues)
+
+
+def operation_outcome(issues: list[Issue]) -> dict:
+    return {"resourceType": "OperationOutcome", "issue": [i.to_json() for i in issues]}
+
+
+def not_found(resource_type: str, resource_id: str) -> FhirError:
+    return FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")

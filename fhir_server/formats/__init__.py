@@ -1,0 +1,1 @@
+"""Wire formats: FHIR JSON (with exact decimals) and FHIR XML, both to and from plain dicts."""

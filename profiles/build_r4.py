@@ -1,0 +1,97 @@
+"""Regenerate the compact R4 tables in ``profiles/r4/`` from the official core package.
+
+The server never reads the 4.5 MB package at run time: this script distils what the
+validator and the XML codec need (element cardinality, types, required bindings) into
+two small JSON files that ship with the project. Run it only when the source changes::
+
+    python -m profiles.build_r4 path/to/hl7.fhir.r4.core-4.0.1.tgz
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+HERE = Path(__file__).parent / "r4"
+FHIRPATH_STRING = "http://hl7.org/fhirpath/System.String"
+
+
+def _element_type(type_entry: dict) -> str:
+    """The FHIR type code of a snapshot type entry (FHIRPath system types carry it in an extension)."""
+    for ext in type_entry.get("extension", []):
+        if ext["url"].endswith("structuredefinition-fhir-type"):
+            return ext.get("valueUrl") or ext.get("valueUri")
+    code = type_entry["code"]
+    return "string" if code == FHIRPATH_STRING else code
+
+
+def _elements(sd: dict) -> dict:
+    """path → [is_list, [types], required_valueset_or_None, content_reference_or_None]."""
+    out = {}
+    for el in sd["snapshot"]["element"][1:]:
+        path = el["path"]
+        binding = el.get("binding", {})
+        required = binding.get("valueSet", "").split("|")[0] if binding.get("strength") == "required" else None
+        types = [_element_type(t) for t in el.get("type", [])]
+        ref = el.get("contentReference", "").lstrip("#") or None
+        out[path] = [el.get("max") != "1", types, required, ref]
+    return out
+
+
+def _codes(vs: dict, codesystems: dict) -> list[str] | None:
+    """All codes of a value set, or None when it cannot be expanded without a terminology server."""
+    codes: set[str] = set()
+    for inc in vs.get("compose", {}).get("include", []):
+        if inc.get("filter") or inc.get("valueSet"):
+            return None
+        if "concept" in inc:
+            codes.update(c["code"] for c in inc["concept"])
+        elif inc.get("system") in codesystems:
+            codes.update(codesystems[inc["system"]])
+        else:
+            return None
+    return sorted(codes) if codes else None
+
+
+def _flatten(concepts: list) -> list[str]:
+    out = []
+    for c in concepts:
+        out.append(c["code"])
+        out.extend(_flatten(c.get("concept", [])))
+    return out
+
+
+def build(package: Path) -> None:
+    types: dict = {}
+    valuesets: dict = {}
+    codesystems: dict = {}
+    with tarfile.open(package) as tar:
+        for member in tar.getmembers():
+            name = member.name.rsplit("/", 1)[-1]
+            if not name.endswith(".json"):
+                continue
+            if name.startswith("StructureDefinition-"):
+                sd = json.load(tar.extractfile(member))
+                if sd.get("derivation", "specialization") == "specialization" and sd["kind"] in ("resource", "complex-type", "primitive-type"):
+                    types[sd["type"]] = {"kind": sd["kind"], "abstract": sd.get("abstract", False),
+                                         "base": sd.get("baseDefinition", "").rsplit("/", 1)[-1] or None,
+                                         "elements": _elements(sd)}
+            elif name.startswith("ValueSet-"):
+                vs = json.load(tar.extractfile(member))
+                valuesets[vs["url"]] = vs
+            elif name.startswith("CodeSystem-"):
+                cs = json.load(tar.extractfile(member))
+                if cs.get("content") == "complete":
+                    codesystems[cs["url"]] = _flatten(cs.get("concept", []))
+    required = {e[2] for t in types.values() for e in t["elements"].values() if e[2]}
+    expanded = {url: _codes(valuesets[url], codesystems) for url in sorted(required) if url in valuesets}
+    HERE.mkdir(exist_ok=True)
+    (HERE / "types.json").write_text(json.dumps(types, separators=(",", ":")))  # element order matters (XML)
+    (HERE / "required-valuesets.json").write_text(
+        json.dumps({k: v for k, v in expanded.items() if v}, separators=(",", ":"), sort_keys=True))
+
+
+if __name__ == "__main__":
+    build(Path(sys.argv[1]))
