@@ -2,7 +2,9 @@
 
 The server never reads the 4.5 MB package at run time: this script distils what the
 validator and the XML codec need (element cardinality, types, required bindings) into
-two small JSON files that ship with the project. Run it only when the source changes::
+small JSON files that ship with the project: ``types.json`` and ``required-valuesets.json``
+(read through ``profiles.definitions``) and ``constraints.json`` (the validator's extras:
+mandatory elements and the code systems of each required value set). Run it only when the source changes::
 
     python -m profiles.build_r4 path/to/hl7.fhir.r4.core-4.0.1.tgz
 """
@@ -15,6 +17,12 @@ import tarfile
 from pathlib import Path
 
 HERE = Path(__file__).parent / "r4"
+#: The resource types the server serves (fhir_server.config.SUPPORTED_TYPES) and their bases.
+SERVED = {"Patient", "DocumentReference", "Appointment", "Communication", "Binary", "Practitioner",
+          "PractitionerRole", "Organization", "List", "AuditEvent", "Consent", "Provenance",
+          "Resource", "DomainResource"}
+SEARCH_PARAMETER_FIELDS = ("url", "name", "code", "base", "type", "expression", "target", "multipleOr",
+                           "multipleAnd", "comparator", "modifier", "chain", "component")
 FHIRPATH_STRING = "http://hl7.org/fhirpath/System.String"
 
 
@@ -38,6 +46,16 @@ def _elements(sd: dict) -> dict:
         ref = el.get("contentReference", "").lstrip("#") or None
         out[path] = [el.get("max") != "1", types, required, ref]
     return out
+
+
+def _mandatory(sd: dict) -> list[str]:
+    """Element paths with min >= 1, in snapshot order (kept apart so types.json stays unchanged)."""
+    return [el["path"] for el in sd["snapshot"]["element"][1:] if el.get("min", 0) >= 1]
+
+
+def _systems(vs: dict) -> list[str]:
+    """Code systems a value set draws from: a Coding whose system is elsewhere is not checked against it."""
+    return sorted({inc["system"] for inc in vs.get("compose", {}).get("include", []) if inc.get("system")})
 
 
 def _codes(vs: dict, codesystems: dict) -> list[str] | None:
@@ -65,8 +83,11 @@ def _flatten(concepts: list) -> list[str]:
 
 def build(package: Path) -> None:
     types: dict = {}
+    mandatory: dict[str, list[str]] = {}
     valuesets: dict = {}
     codesystems: dict = {}
+    search_parameters: list = []
+    compartments: list = []
     with tarfile.open(package) as tar:
         for member in tar.getmembers():
             name = member.name.rsplit("/", 1)[-1]
@@ -74,10 +95,19 @@ def build(package: Path) -> None:
                 continue
             if name.startswith("StructureDefinition-"):
                 sd = json.load(tar.extractfile(member))
-                if sd.get("derivation", "specialization") == "specialization" and sd["kind"] in ("resource", "complex-type", "primitive-type"):
+                kinds = ("resource", "complex-type", "primitive-type")
+                if sd.get("derivation", "specialization") == "specialization" and sd["kind"] in kinds:
                     types[sd["type"]] = {"kind": sd["kind"], "abstract": sd.get("abstract", False),
                                          "base": sd.get("baseDefinition", "").rsplit("/", 1)[-1] or None,
                                          "elements": _elements(sd)}
+                    if paths := _mandatory(sd):
+                        mandatory[sd["type"]] = paths
+            elif name.startswith("SearchParameter-"):
+                sp = json.load(tar.extractfile(member))
+                if SERVED & set(sp.get("base", [])):
+                    search_parameters.append({k: sp[k] for k in SEARCH_PARAMETER_FIELDS if k in sp})
+            elif name == "CompartmentDefinition-patient.json":
+                compartments.append(json.load(tar.extractfile(member)))
             elif name.startswith("ValueSet-"):
                 vs = json.load(tar.extractfile(member))
                 valuesets[vs["url"]] = vs
@@ -89,8 +119,14 @@ def build(package: Path) -> None:
     expanded = {url: _codes(valuesets[url], codesystems) for url in sorted(required) if url in valuesets}
     HERE.mkdir(exist_ok=True)
     (HERE / "types.json").write_text(json.dumps(types, separators=(",", ":")))  # element order matters (XML)
+    search_parameters.sort(key=lambda sp: sp["url"])
+    (HERE / "search-parameters.json").write_text(json.dumps(search_parameters, indent=1))
+    (HERE / "compartment-patient.json").write_text(json.dumps(compartments[0], indent=1))
     (HERE / "required-valuesets.json").write_text(
         json.dumps({k: v for k, v in expanded.items() if v}, separators=(",", ":"), sort_keys=True))
+    systems = {url: _systems(valuesets[url]) for url, codes in expanded.items() if codes}
+    (HERE / "constraints.json").write_text(
+        json.dumps({"mandatory": mandatory, "valuesetSystems": systems}, separators=(",", ":"), sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ precision (FHIR makes precision significant) and written back verbatim through
 
 from __future__ import annotations
 
-from decimal import Decimal
 import json
+from decimal import Decimal
 from typing import Any
 
 import orjson

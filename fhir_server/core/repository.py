@@ -1,0 +1,233 @@
+"""The Repository: the one door to the store. validate → index → persist, for every protocol.
+
+Reads go straight to the store. Writes happen inside a ``Writer`` bound to one unit of work,
+so a single interaction and a whole transaction bundle share the same code and atomicity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from fhir_server.core import patch as patching
+from fhir_server.core.errors import FhirError, not_found
+from fhir_server.core.resources import check_id, check_type, new_id, now_instant, with_meta
+from fhir_server.core.validation import validate_resource
+from fhir_server.formats import json as fjson
+from fhir_server.search.criteria import parse_conditional, parse_criteria
+from fhir_server.search.extract import token_entries
+from fhir_server.store.base import Criterion, Record, Store, UnitOfWork, VersionConflict
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: the record written (or found, or deleted) and the HTTP status it means."""
+
+    status: int  # 201 created, 200 updated or matched, 204 deleted
+    record: Record | None  # None when a delete found nothing to delete
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    records: list[Record]
+    unsupported: list[str]  # parameter names ignored
+
+
+def gone(record: Record) -> FhirError:
+    return FhirError(410, "deleted", f"{record.type}/{record.id} was deleted (version {record.version})")
+
+
+class Writer:
+    """Write interactions inside one unit of work: all of them commit together or not at all."""
+
+    def __init__(self, unit: UnitOfWork) -> None:
+        self._unit = unit
+        self._now = now_instant()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _store(self, resource: dict, resource_id: str, previous: Record | None, method: str) -> Record:
+        version = previous.version + 1 if previous else 1
+        stored = with_meta(resource, resource_id, version, self._now)
+        body = fjson.dumps(stored)
+        try:
+            return self._unit.put(stored["resourceType"], resource_id, version, body, last_updated=self._now,
+                                  method=method, tokens=token_entries(stored))
+        except VersionConflict as exc:
+            raise FhirError(409, "conflict", f"Concurrent write to {stored['resourceType']}/{resource_id}") from exc
+
+    def _matches(self, resource_type: str, criteria: list[Criterion]) -> list[str]:
+        return self._unit.find(resource_type, criteria, limit=2)
+
+    @staticmethod
+    def _check_if_match(current: Record | None, if_match: int | None, label: str) -> None:
+        live = current.version if current and not current.deleted else None
+        if if_match is not None and if_match != live:
+            raise FhirError(412, "conflict", f"{label}: If-Match version {if_match} but current version is {live}")
+
+    def read_current(self, resource_type: str, resource_id: str) -> Record:
+        """A read inside the unit of work (sees its own uncommitted writes)."""
+        record = self._unit.read(resource_type, resource_id)
+        if record is None:
+            raise not_found(resource_type, resource_id)
+        if record.deleted:
+            raise gone(record)
+        return record
+
+    # -- interactions --------------------------------------------------------------------
+
+    def create(self, resource_type: str, resource: dict, if_none_exist: str | None = None,
+               resource_id: str | None = None) -> WriteResult:
+        """Create with a server-assigned id (``resource_id`` lets a transaction assign it up front)."""
+        check_type(resource_type)
+        validate_resource(resource, resource_type)
+        if if_none_exist:
+            existing = self.existing_match(resource_type, if_none_exist)
+            if existing is not None:
+                return WriteResult(200, self._unit.read(resource_type, existing))
+        return WriteResult(201, self._store(resource, resource_id or new_id(), None, "POST"))
+
+    def existing_match(self, resource_type: str, if_none_exist: str) -> str | None:
+        """The id matching a conditional create's criteria; several matches are a 412."""
+        found = self._matches(resource_type, parse_conditional(resource_type, if_none_exist))
+        if len(found) > 1:
+            raise FhirError(412, "duplicate", f"If-None-Exist '{if_none_exist}' matches several resources")
+        return found[0] if found else None
+
+    def update(self, resource_type: str, resource_id: str, resource: dict, if_match: int | None = None) -> WriteResult:
+        check_type(resource_type)
+        check_id(resource_id)
+        validate_resource(resource, resource_type)
+        body_id = resource.get("id")
+        if body_id is None:
+            raise FhirError(400, "required", "The resource must carry its id for an update", [f"{resource_type}.id"])
+        if body_id != resource_id:
+            raise FhirError(400, "invalid", f"Resource id '{body_id}' does not match the URL id '{resource_id}'",
+                            [f"{resource_type}.id"])
+        current = self._unit.read(resource_type, resource_id)
+        self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
+        status = 201 if current is None or current.deleted else 200
+        return WriteResult(status, self._store(resource, resource_id, current, "PUT"))
+
+    def conditional_update(self, resource_type: str, query: str, resource: dict,
+                           if_match: int | None = None) -> WriteResult:
+        target = self.conditional_target(resource_type, query, resource.get("id"))
+        if target is None:
+            return self.create(resource_type, resource)
+        return self.update(resource_type, target, {**resource, "id": target}, if_match)
+
+    def conditional_target(self, resource_type: str, query: str, body_id: str | None) -> str | None:
+        """The id a conditional update writes to (R4 http.html#cond-update); None means create anew."""
+        check_type(resource_type)
+        found = self._matches(resource_type, parse_conditional(resource_type, query))
+        if len(found) > 1:
+            raise FhirError(412, "multiple-matches", f"Conditional update '{query}' matches several resources")
+        if found:
+            if body_id is not None and body_id != found[0]:
+                raise FhirError(400, "invalid", f"Resource id '{body_id}' differs from the matched '{found[0]}'",
+                                [f"{resource_type}.id"])
+            return found[0]
+        if body_id is None:
+            return None
+        existing = self._unit.read(resource_type, check_id(body_id))
+        if existing is not None and not existing.deleted:
+            raise FhirError(409, "conflict", f"{resource_type}/{body_id} exists but does not match '{query}'")
+        return body_id
+
+    def resolve_reference(self, reference: str) -> str:
+        """A conditional reference ``Type?criteria`` as ``Type/id``; exactly one match is required."""
+        resource_type, _, query = reference.partition("?")
+        check_type(resource_type)
+        found = self._matches(resource_type, parse_conditional(resource_type, query))
+        if len(found) != 1:
+            status, what = (412, "several resources") if found else (404, "no resource")
+            raise FhirError(status, "not-found" if not found else "multiple-matches",
+                            f"Conditional reference '{reference}' matches {what}")
+        return f"{resource_type}/{found[0]}"
+
+    def delete(self, resource_type: str, resource_id: str, if_match: int | None = None) -> WriteResult:
+        check_type(resource_type)
+        check_id(resource_id)
+        current = self._unit.read(resource_type, resource_id)
+        self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
+        if current is None or current.deleted:
+            return WriteResult(204, None)
+        try:
+            record = self._unit.delete(resource_type, resource_id, current.version + 1, last_updated=self._now)
+        except VersionConflict as exc:
+            raise FhirError(409, "conflict", f"Concurrent write to {resource_type}/{resource_id}") from exc
+        return WriteResult(204, record)
+
+    def conditional_delete(self, resource_type: str, query: str) -> WriteResult:
+        check_type(resource_type)
+        found = self._matches(resource_type, parse_conditional(resource_type, query))
+        if len(found) > 1:
+            raise FhirError(412, "multiple-matches", f"Conditional delete '{query}' matches several resources")
+        if not found:
+            return WriteResult(204, None)
+        return self.delete(resource_type, found[0])
+
+    def patch(self, resource_type: str, resource_id: str, kind: str, document, if_match: int | None = None
+              ) -> WriteResult:
+        """``kind`` is "json-patch" (a list of operations) or "fhirpath-patch" (a Parameters)."""
+        check_type(resource_type)
+        check_id(resource_id)
+        current = self._unit.read(resource_type, resource_id)
+        if current is None:
+            raise not_found(resource_type, resource_id)
+        if current.deleted:
+            raise gone(current)
+        self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
+        original = fjson.loads(current.body)
+        if kind == "json-patch":
+            patched = patching.apply_json_patch(original, document)
+        else:
+            patched = patching.apply_fhirpath_patch(original, document)
+        if patched.get("resourceType") != resource_type or patched.get("id") != resource_id:
+            raise FhirError(422, "processing", "A patch may not change the resource type or id")
+        validate_resource(patched, resource_type)
+        return WriteResult(200, self._store(patched, resource_id, current, "PATCH"))
+
+
+class Repository:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @contextmanager
+    def writer(self) -> Iterator[Writer]:
+        with self.store.unit() as unit:
+            yield Writer(unit)
+
+    def read(self, resource_type: str, resource_id: str) -> Record:
+        check_type(resource_type)
+        record = self.store.read(resource_type, check_id(resource_id))
+        if record is None:
+            raise not_found(resource_type, resource_id)
+        if record.deleted:
+            raise gone(record)
+        return record
+
+    def vread(self, resource_type: str, resource_id: str, version: str) -> Record:
+        check_type(resource_type)
+        if not version.isdigit():
+            raise FhirError(404, "not-found", f"Version '{version}' of {resource_type}/{resource_id} is not known")
+        record = self.store.vread(resource_type, check_id(resource_id), int(version))
+        if record is None:
+            raise FhirError(404, "not-found", f"Version {version} of {resource_type}/{resource_id} is not known")
+        if record.deleted:
+            raise gone(record)
+        return record
+
+    def search(self, resource_type: str, params: list[tuple[str, str]], count: int, offset: int) -> SearchResult:
+        check_type(resource_type)
+        criteria, unsupported = parse_criteria(resource_type, params)
+        return SearchResult(self.store.find(resource_type, criteria, count, offset), unsupported)
+
+    def history(self, resource_type: str | None, resource_id: str | None, *, since: str | None,
+                before_seq: int | None, count: int) -> list[tuple[int, Record]]:
+        if resource_type is not None:
+            check_type(resource_type)
+        if resource_id is not None:
+            check_id(resource_id)
+        return self.store.history(resource_type, resource_id, since=since, before_seq=before_seq, limit=count)

@@ -1,0 +1,55 @@
+"""``POST [base]`` with a transaction or batch Bundle; the processing itself is in core/bundle.py."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhir_server.core import bundle as processing
+from fhir_server.core.errors import FhirError
+from fhir_server.core.repository import Repository
+from fhir_server.http.context import base_url, repo, settings
+from fhir_server.http.negotiation import body_format, parse_resource, prefer, read_body
+from fhir_server.http.responses import render
+
+
+def _read_entry(repository: Repository, e: processing.Entry) -> dict:
+    """GET entries: read, vread (search in bundles arrives with the search engine)."""
+    if e.id is None:
+        raise FhirError(400, "not-supported", f"Bundle.entry[{e.index}]: search inside a Bundle is not supported yet")
+    record = repository.vread(e.type, e.id, e.version) if e.version else repository.read(e.type, e.id)
+    return processing.read_response(record)
+
+
+def _transaction(repository: Repository, entries: list[processing.Entry], with_resource: bool) -> list[dict]:
+    processing.run_transaction(repository, entries)
+    return [processing.write_response(e.result, with_resource) if e.result is not None
+            else _read_entry(repository, e) for e in entries]
+
+
+def _batch(repository: Repository, entries: list[processing.Entry], with_resource: bool) -> list[dict]:
+    out = []
+    for e in entries:
+        try:
+            if e.method in ("GET", "HEAD"):
+                out.append(_read_entry(repository, e))
+            else:
+                processing.run_batch_entry(repository, e)
+                out.append(processing.write_response(e.result, with_resource))
+        except FhirError as error:
+            out.append(processing.error_response(processing.failed_entry(e.index, error)))
+    return out
+
+
+async def transaction_or_batch(request: Request) -> Response:
+    body = await read_body(request, settings(request).max_body_bytes)
+    bundle = parse_resource(body_format(request, body), body)
+    kind = bundle.get("type")
+    if bundle.get("resourceType") != "Bundle" or kind not in ("transaction", "batch"):
+        raise FhirError(400, "invalid", "POST to the base takes a Bundle of type transaction or batch",
+                        ["Bundle.type"])
+    entries = processing.parse_entries(bundle, kind, base_url(request), settings(request).max_bundle_entries)
+    with_resource = prefer(request).return_ == "representation"
+    run = _transaction if kind == "transaction" else _batch
+    response_entries = run(repo(request), entries, with_resource)
+    return render(request, {"resourceType": "Bundle", "type": f"{kind}-response", "entry": response_entries})

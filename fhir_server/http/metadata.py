@@ -1,0 +1,65 @@
+"""``GET /metadata``: a CapabilityStatement generated from what the server really does."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhir_server import __version__
+from fhir_server.config import SUPPORTED_TYPES
+from fhir_server.http.context import base_url
+from fhir_server.http.responses import render
+from fhir_server.search.registry import INDEXED_PARAMS, params_for
+
+TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type",
+                     "create", "search-type")
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
+
+
+def _search_params(resource_type: str) -> list[dict]:
+    known = params_for(resource_type)
+    codes = ["_id", *sorted(c for c in INDEXED_PARAMS if c in known and known[c].expression)]
+    return [{"name": c, "type": "token", "definition": f"http://hl7.org/fhir/SearchParameter/"
+             f"{'Resource' if c == '_id' else resource_type}-{c.lstrip('_')}"} for c in codes]
+
+
+def _resource(resource_type: str) -> dict:
+    return {
+        "type": resource_type,
+        "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "full-support",
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
+        "searchParam": _search_params(resource_type),
+    }
+
+
+@cache
+def capability_statement(base: str) -> dict:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-24",
+        "publisher": "MES interop server",
+        "kind": "instance",
+        "software": {"name": "mes-interop", "version": __version__},
+        "implementation": {"description": "MES interoperability server", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/fhir+xml"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
+        "rest": [{
+            "mode": "server",
+            "resource": [_resource(t) for t in SUPPORTED_TYPES],
+            "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+        }],
+    }
+
+
+async def metadata(request: Request) -> Response:
+    return render(request, capability_statement(base_url(request)))

@@ -1,0 +1,1 @@
+"""Search: parameter definitions, index extraction at write time, query parsing."""

@@ -1,0 +1,218 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Bodies are stored once, in the append-only ``history`` table; ``resource`` maps each
+(type, id) to its current version and the history row holding it. Writes go through one
+writer connection, serialised by a lock in-process and by ``BEGIN IMMEDIATE`` across
+processes, so a compare-and-set on the version can never lose an update. Readers use their
+own connection per thread and run in parallel with the writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fhir_server.store.base import (
+    Criterion,
+    IdCriterion,
+    Record,
+    TokenCriterion,
+    TokenEntry,
+    VersionConflict,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY,
+    type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL, deleted INTEGER NOT NULL, method TEXT NOT NULL, body BLOB NOT NULL,
+    UNIQUE (type, id, version)
+);
+CREATE INDEX IF NOT EXISTS history_by_type ON history (type, seq);
+CREATE TABLE IF NOT EXISTS resource (
+    type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    PRIMARY KEY (type, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idx_token (
+    type TEXT NOT NULL, param TEXT NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL, id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_token_lookup ON idx_token (type, param, code, system, id);
+CREATE INDEX IF NOT EXISTS idx_token_owner ON idx_token (type, id);
+"""
+
+RECORD_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.body, h.method"
+
+
+def _record(row: tuple) -> Record:
+    return Record(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def _token_sql(crit: TokenCriterion) -> tuple[str, list]:
+    """A sub-select of the ids having one of the criterion's (system, code) values."""
+    ors, args = [], [crit.param]
+    for system, code in crit.values:
+        parts = []
+        for column, value in (("t.code = ?", code), ("t.system = ?", system)):
+            if value is not None:
+                parts.append(column)
+                args.append(value)
+        ors.append("(" + (" AND ".join(parts) or "1") + ")")
+    sql = f"r.id IN (SELECT t.id FROM idx_token t WHERE t.type = r.type AND t.param = ? AND ({' OR '.join(ors)}))"
+    return sql, args
+
+
+def _criteria_sql(criteria: list[Criterion]) -> tuple[str, list]:
+    """SQL conditions on ``r`` (the resource table) for AND-ed criteria."""
+    clauses, args = [], []
+    for crit in criteria:
+        if isinstance(crit, IdCriterion):
+            clauses.append(f"r.id IN ({','.join('?' * len(crit.ids))})")
+            args.extend(crit.ids)
+        else:
+            sql, token_args = _token_sql(crit)
+            clauses.append(sql)
+            args.extend(token_args)
+    return " AND ".join(clauses) or "1", args
+
+
+class SqliteUnit:
+    """A unit of work on the writer connection (inside BEGIN IMMEDIATE)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def read(self, type_: str, id_: str) -> Record | None:
+        return SqliteStore.read_on(self._conn, type_, id_)
+
+    def find(self, type_: str, criteria: list[Criterion], limit: int) -> list[str]:
+        return [r.id for r in SqliteStore.find_on(self._conn, type_, criteria, limit, 0)]
+
+    def _append(self, type_: str, id_: str, version: int, last_updated: str, deleted: bool, method: str,
+                body: bytes) -> Record:
+        row = self._conn.execute("SELECT version FROM resource WHERE type = ? AND id = ?", (type_, id_)).fetchone()
+        if version != (row[0] if row else 0) + 1:
+            raise VersionConflict(f"{type_}/{id_}: version {version} does not follow {row[0] if row else 0}")
+        cur = self._conn.execute(
+            "INSERT INTO history (type, id, version, last_updated, deleted, method, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)", (type_, id_, version, last_updated, int(deleted), method, body))
+        self._conn.execute(
+            "INSERT INTO resource (type, id, version, seq, deleted) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, seq = excluded.seq,"
+            " deleted = excluded.deleted", (type_, id_, version, cur.lastrowid, int(deleted)))
+        self._conn.execute("DELETE FROM idx_token WHERE type = ? AND id = ?", (type_, id_))
+        return Record(type_, id_, version, last_updated, deleted, body, method)
+
+    def put(self, type_: str, id_: str, version: int, body: bytes, *, last_updated: str, method: str,
+            tokens: list[TokenEntry]) -> Record:
+        record = self._append(type_, id_, version, last_updated, False, method, body)
+        self._conn.executemany(
+            "INSERT INTO idx_token (type, param, code, system, id) VALUES (?, ?, ?, ?, ?)",
+            [(type_, t.param, t.code, t.system or "", id_) for t in tokens])
+        return record
+
+    def delete(self, type_: str, id_: str, version: int, *, last_updated: str) -> Record:
+        return self._append(type_, id_, version, last_updated, True, "DELETE", b"")
+
+
+class SqliteStore:
+    """The Store protocol on one SQLite file."""
+
+    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._synchronous = synchronous
+        self._writer = _connect(path, synchronous)
+        self._writer.executescript(SCHEMA)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self._path, self._synchronous)
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+            self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def unit(self) -> Iterator[SqliteUnit]:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteUnit(self._writer)
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+
+    @staticmethod
+    def read_on(conn: sqlite3.Connection, type_: str, id_: str) -> Record | None:
+        row = conn.execute(
+            f"SELECT {RECORD_COLUMNS} FROM resource r JOIN history h ON h.seq = r.seq"
+            " WHERE r.type = ? AND r.id = ?", (type_, id_)).fetchone()
+        return _record(row) if row else None
+
+    @staticmethod
+    def find_on(conn: sqlite3.Connection, type_: str, criteria: list[Criterion], limit: int,
+                offset: int) -> list[Record]:
+        where, args = _criteria_sql(criteria)
+        rows = conn.execute(
+            f"SELECT {RECORD_COLUMNS} FROM resource r JOIN history h ON h.seq = r.seq"
+            f" WHERE r.type = ? AND r.deleted = 0 AND {where} ORDER BY r.seq LIMIT ? OFFSET ?",
+            [type_, *args, limit, offset]).fetchall()
+        return [_record(row) for row in rows]
+
+    def read(self, type_: str, id_: str) -> Record | None:
+        return self.read_on(self._reader(), type_, id_)
+
+    def vread(self, type_: str, id_: str, version: int) -> Record | None:
+        row = self._reader().execute(
+            f"SELECT {RECORD_COLUMNS} FROM history h WHERE h.type = ? AND h.id = ? AND h.version = ?",
+            (type_, id_, version)).fetchone()
+        return _record(row) if row else None
+
+    def find(self, type_: str, criteria: list[Criterion], limit: int, offset: int = 0) -> list[Record]:
+        return self.find_on(self._reader(), type_, criteria, limit, offset)
+
+    def count(self, type_: str, criteria: list[Criterion]) -> int:
+        where, args = _criteria_sql(criteria)
+        return self._reader().execute(
+            f"SELECT count(*) FROM resource r WHERE r.type = ? AND r.deleted = 0 AND {where}",
+            [type_, *args]).fetchone()[0]
+
+    def history(self, type_: str | None, id_: str | None, *, since: str | None, before_seq: int | None,
+                limit: int) -> list[tuple[int, Record]]:
+        clauses, args = [], []
+        for column, value in (("h.type = ?", type_), ("h.id = ?", id_), ("h.last_updated >= ?", since),
+                              ("h.seq < ?", before_seq)):
+            if value is not None:
+                clauses.append(column)
+                args.append(value)
+        where = " AND ".join(clauses) or "1"
+        rows = self._reader().execute(
+            f"SELECT h.seq, {RECORD_COLUMNS} FROM history h WHERE {where} ORDER BY h.seq DESC LIMIT ?",
+            [*args, limit]).fetchall()
+        return [(row[0], _record(row[1:])) for row in rows]
+
+    def iter_current(self, type_: str) -> Iterator[Record]:
+        yield from self.find(type_, [], limit=-1)
+
+    def close(self) -> None:
+        for conn in [*self._readers, self._writer]:
+            conn.close()
+        self._readers.clear()
