@@ -59,15 +59,16 @@ class ThreadServer:
 class ProcessServer:
     """``mes serve`` in its own process, for crash (kill -9) tests."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, args: tuple[str, ...] = ()) -> None:
         self.port = port or free_port()
+        self.args = args
         self.data_dir = data_dir
         self.base = f"http://127.0.0.1:{self.port}/fhir"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ProcessServer:
         env = {**os.environ, "MES_PORT": str(self.port), "MES_DATA_DIR": str(self.data_dir), "MES_HOST": "127.0.0.1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve"], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", *self.args], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

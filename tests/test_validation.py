@@ -335,6 +335,7 @@ def test_resource_type_unknown_or_abstract():
 
 def test_resource_type_must_match_expected():
     assert expressions(patient(), "Practitioner") == ["Patient.resourceType"]
+    assert expressions({"id": "x"}, "Patient") == ["Patient.resourceType"]
 
 
 def test_not_an_object():
@@ -362,6 +363,11 @@ def test_unknown_property_has_its_path():
     resource = patient()
     resource["contact"][0]["name"]["nickname"] = "Polo"
     assert expressions(resource) == ["Patient.contact[0].name.nickname"]
+
+
+def test_long_unknown_property_name_truncated():
+    [found] = expressions(_with(patient, **{"x" * 5000: 1}))
+    assert found.startswith("Patient.xxx") and len(found) < 100
 
 
 def test_resource_type_only_allowed_at_resource_root():
@@ -763,6 +769,7 @@ def test_narrative_accepted(div):
     f'<div {XHTML}><p onclick="alert(1)">x</p></div>',
     f'<div {XHTML}><a href="javascript:alert(1)">x</a></div>',
     f'<div {XHTML}><a href="jav&#x61;script:alert(1)">x</a></div>',
+    f'<div {XHTML}><a href="VBScript:msgbox(1)">x</a></div>',
     f'<div {XHTML}><iframe src="https://evil.example"/>x</div>',
     f"<div {XHTML}><p>unclosed</div>",
     f"<div {XHTML}>   </div>",
@@ -857,8 +864,20 @@ FRCORE_EXAMPLES = ["2.2.0_Patient-FRCorePatientExample.json", "2.2.0_Practitione
 @pytest.mark.skipif(not FRCORE.is_dir(), reason="shared FR Core examples not available")
 @pytest.mark.parametrize("name", FRCORE_EXAMPLES)
 def test_frcore_examples_accepted(name):
+    """Published FR Core 2.2.0 examples are valid R4 (profiles themselves are not checked here)."""
     path = FRCORE / name
     if not path.exists():
         pytest.skip(f"{name} not in shared data")
     resource = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     assert issues_of(resource) == []
+
+
+PDSM4DMP = SHARED / "data" / "fhir" / "pdsm4dmp"
+
+
+@pytest.mark.skipif(not PDSM4DMP.is_dir(), reason="shared PDSm examples not available")
+def test_pdsm_examples_accepted():
+    """DocumentReference and Bundle examples of the DMP PDSm guide (contained authors, local refs)."""
+    for path in sorted(PDSM4DMP.glob("*.json")):
+        resource = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+        assert issues_of(resource) == [], path.name

@@ -15,6 +15,7 @@ import binascii
 import html.entities
 import json
 import re
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
@@ -152,8 +153,17 @@ _XHTML_TAGS = frozenset((
     "ul", "ol", "li", "dl", "dt", "dd", "pre", "table", "caption", "colgroup", "col", "thead", "tr", "tfoot",
     "tbody", "th", "td", "code", "samp", "img", "map", "area"))
 _XML_ENTITIES = frozenset({"lt", "gt", "amp", "quot", "apos"})
+_SCRIPT_URL = re.compile(r"(?:java|vb)script:", re.IGNORECASE)
 _ENTITY = re.compile(r"&([A-Za-z][A-Za-z0-9]*);")
-_XHTML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+_PARSERS = threading.local()  # lxml parsers must not be shared between threads
+
+
+def _xhtml_parser() -> etree.XMLParser:
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                                                   huge_tree=False)
+    return parser
 
 
 def _html_entity(match: re.Match) -> str:
@@ -164,6 +174,7 @@ def _html_entity(match: re.Match) -> str:
 
 
 def _xhtml(value: Any) -> str | None:
+    """Narrative.div: cheap text screens first, then a real XML parse for structure and txt-1."""
     if (err := _text(value)) is not None:
         return err
     lowered = value.lower()
@@ -175,7 +186,7 @@ def _xhtml(value: Any) -> str | None:
         return "narrative must not contain scripts (txt-1)"
     source = _ENTITY.sub(_html_entity, value) if "&" in value else value
     try:
-        root = etree.fromstring(source, _XHTML_PARSER)
+        root = etree.fromstring(source, _xhtml_parser())
     except etree.XMLSyntaxError as exc:
         return f"narrative is not well-formed XHTML: {exc}"
     if root.tag != f"{{{XHTML_NS}}}div":
@@ -195,8 +206,8 @@ def _xhtml_content(root: etree._Element) -> str | None:
         for name, attr in el.attrib.items():
             if name.lower().startswith("on"):
                 return f"narrative attribute {name} (event handler) is not allowed (txt-1)"
-            if "javascript:" in _WHITESPACE.sub("", attr).lower():
-                return "narrative must not contain javascript: URLs (txt-1)"
+            if _SCRIPT_URL.search(_WHITESPACE.sub("", attr)):
+                return "narrative must not contain script URLs (txt-1)"
         if tag == "img" or (el.text and not el.text.isspace()) or (el.tail and not el.tail.isspace()):
             has_content = True
     return None if has_content else "narrative must have some non-whitespace content (txt-2)"
@@ -235,6 +246,8 @@ def _json_kind(value: Any) -> str:
         return "a boolean"
     if type(value) is int or type(value) is Decimal:
         return "a number"
+    if type(value) is float:
+        return "a Python float (decimals must be parsed as Decimal to keep their precision)"
     if type(value) is str:
         return "a string"
     return "an array" if type(value) is list else "an object"
@@ -252,11 +265,12 @@ def _constraints() -> dict:
     return json.loads((TABLES / "constraints.json").read_text())
 
 
+_SYSTEMS: dict[str, frozenset[str]] = {}
+
+
 def _valueset_systems(url: str) -> frozenset[str]:
     return _SYSTEMS.setdefault(url, frozenset(_constraints()["valuesetSystems"].get(url, ())))
 
-
-_SYSTEMS: dict[str, frozenset[str]] = {}
 _ELEMENT = Context("Element", "Element")
 
 
@@ -379,6 +393,8 @@ def validate_resource(resource: dict, expected_type: str | None = None) -> None:
             _resource(resource, path, walk, expected_type=expected_type)
     except _TooMany:
         pass
+    except RecursionError:  # only for dicts built in code: the JSON parser already caps the depth
+        walk.issues.append(Issue("structure", f"{path}: nested too deeply to validate", [path]))
     if walk.issues:
         first = walk.issues[0].diagnostics
         more = len(walk.issues) - 1
@@ -393,7 +409,8 @@ def _resource(res: dict, path: str, walk: _Walk, expected_type: str | None = Non
         walk.add("required", f"{path}.resourceType", "resourceType is missing")
         return
     if type(rt) is not str or not is_resource_type(rt):
-        walk.add("structure", f"{path}.resourceType", f"unknown resource type {rt!r}")
+        shown = _show(rt) if type(rt) is str else _json_kind(rt)
+        walk.add("structure", f"{path}.resourceType", f"unknown or abstract resource type {shown}")
         return
     if expected_type is not None and rt != expected_type:
         walk.add("invalid", f"{path}.resourceType", f"expected a {expected_type}, got a {rt}")
@@ -444,7 +461,8 @@ def _object(obj: dict, spec: _Spec, path: str, walk: _Walk) -> None:
                     choices = _check_choice(kid, choices, path, walk)
                 _primitive_extension(obj, name, value, kid, path, walk)
             elif not (name == "resourceType" and spec.is_resource):
-                walk.add("structure", f"{path}.{name}", f"unknown element '{name}'")
+                shown = name if len(name) <= 80 else name[:77] + "..."
+                walk.add("structure", f"{path}.{shown}", f"unknown element '{shown}'")
             continue
         if kid.is_choice:
             choices = _check_choice(kid, choices, path, walk)

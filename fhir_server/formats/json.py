@@ -8,6 +8,7 @@ precision (FHIR makes precision significant) and written back verbatim through
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +17,7 @@ import orjson
 from fhir_server.core.errors import FhirError
 
 MAX_DEPTH = 64
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _reject_constant(name: str) -> Any:
@@ -35,13 +37,28 @@ def _check_depth(value: Any, depth: int = 0) -> None:
                 _check_depth(v, depth + 1)
 
 
+def _check_surrogates(value: Any) -> None:
+    """Lone UTF-16 surrogates (``"\\ud800"``) parse but are not text: refuse them."""
+    if isinstance(value, str):
+        value.encode("utf-8")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            key.encode("utf-8")
+            _check_surrogates(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_surrogates(item)
+
+
 def loads(body: bytes | str) -> Any:
     """Parse JSON with exact decimals; malformed input is a 400 OperationOutcome."""
     try:
         value = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        _check_depth(value)
+        if _SURROGATE_ESCAPE.search(body if isinstance(body, bytes) else body.encode("utf-8", "replace")):
+            _check_surrogates(value)
+    except (ValueError, UnicodeError, RecursionError) as exc:
         raise FhirError(400, "structure", f"Malformed JSON: {exc}") from None
-    _check_depth(value)
     return value
 
 

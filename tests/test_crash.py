@@ -1,0 +1,71 @@
+"""Durability: what the server acknowledged survives ``kill -9``; a transaction is whole or absent."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+from conftest import ProcessServer, patient, unique
+
+TEST_INS = "urn:oid:1.2.250.1.213.1.4.10"
+
+
+def _writer(base: str, acknowledged: list[tuple[str, str]], stop: threading.Event) -> None:
+    """Create patients as fast as possible, remembering each acknowledged (id, versionId)."""
+    with httpx.Client(timeout=10) as c:
+        while not stop.is_set():
+            try:
+                r = c.post(f"{base}/Patient", json=patient())
+            except httpx.TransportError:
+                return
+            if r.status_code == 201:
+                body = r.json()
+                acknowledged.append((body["id"], body["meta"]["versionId"]))
+
+
+def _transactions(base: str, sent: list[str], stop: threading.Event) -> None:
+    """Send 50-entry transactions whose patients share a batch marker in their identifiers."""
+    with httpx.Client(timeout=10) as c:
+        while not stop.is_set():
+            marker = unique()
+            sent.append(marker)
+            entries = [{"fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}",
+                        "resource": patient(identifier=[{"system": "urn:batch", "value": marker},
+                                                        {"system": TEST_INS, "value": unique()}]),
+                        "request": {"method": "POST", "url": "Patient"}} for i in range(50)]
+            try:
+                c.post(f"{base}", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
+            except httpx.TransportError:
+                return
+
+
+def test_acknowledged_writes_survive_kill_9_and_transactions_stay_whole(tmp_path):
+    server = ProcessServer(tmp_path).start()
+    acknowledged: list[tuple[str, str]] = []
+    markers: list[str] = []
+    stop = threading.Event()
+    threads = [threading.Thread(target=_writer, args=(server.base, acknowledged, stop)),
+               threading.Thread(target=_transactions, args=(server.base, markers, stop))]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    server.kill9()  # in the middle of writes
+    stop.set()
+    for t in threads:
+        t.join(timeout=15)
+    assert len(acknowledged) > 10, "the writer made too little progress to test anything"
+    restarted = ProcessServer(tmp_path, port=server.port).start()
+    try:
+        with httpx.Client(base_url=restarted.base, timeout=30) as c:
+            for patient_id, version in acknowledged:
+                r = c.get(f"/Patient/{patient_id}")
+                assert r.status_code == 200, f"acknowledged Patient/{patient_id} lost"
+                assert r.json()["meta"]["versionId"] == version
+            sizes = [len(c.get("/Patient", params={"identifier": f"urn:batch|{m}", "_count": 100}).json()
+                         .get("entry", [])) for m in markers]
+            assert set(sizes) <= {0, 50}, "a transaction was half applied"
+            assert 50 in sizes, "no transaction completed before the kill: nothing was tested"
+            assert c.post("/Patient", json=patient()).status_code == 201  # the store still works
+    finally:
+        restarted.stop()
