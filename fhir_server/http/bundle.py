@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from fhir_server.core import bundle as processing
 from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import Repository
 from fhir_server.http.context import base_url, repo, settings
 from fhir_server.http.negotiation import body_format, parse_resource, prefer, read_body
-from fhir_server.http.responses import render
+from fhir_server.http.responses import Response, render
 
 
 def _read_entry(repository: Repository, e: processing.Entry) -> dict:

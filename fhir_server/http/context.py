@@ -21,12 +21,33 @@ def base_url(request: Request) -> str:
     return settings(request).fhir_base
 
 
+def header(request: Request, name: str) -> str | None:
+    """A request header by lower-case name; the headers are read into a dict once per request."""
+    scope = request.scope
+    headers = scope.get("mes.headers")
+    if headers is None:
+        headers = {}
+        for key, value in scope["headers"]:
+            text = value.decode("latin-1")
+            name_ = key.decode("latin-1")
+            headers[name_] = f"{headers[name_]}, {text}" if name_ in headers else text
+        scope["mes.headers"] = headers
+    return headers.get(name)
+
+
+def query_param(request: Request, name: str) -> str | None:
+    """One query parameter; free when the URL has no query string (the common read)."""
+    if not request.scope["query_string"]:
+        return None
+    return request.query_params.get(name)
+
+
 def if_match_version(request: Request) -> int | None:
     """The version in an ``If-Match: W/"n"`` header, or None."""
-    header = request.headers.get("if-match")
-    if header is None:
+    raw = header(request, "if-match")
+    if raw is None:
         return None
-    text = header.strip().removeprefix("W/").strip('"')
+    text = raw.strip().removeprefix("W/").strip('"')
     if not text.isdigit():
-        raise FhirError(400, "invalid", f"If-Match '{header}' is not an ETag like W/\"3\"")
+        raise FhirError(400, "invalid", f"If-Match '{raw}' is not an ETag like W/\"3\"")
     return int(text)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from fhir_server.core.errors import not_found
 from fhir_server.core.resources import normalise_instant
 from fhir_server.http.bundles import bundle, embedded, link
-from fhir_server.http.context import base_url, repo
+from fhir_server.http.context import base_url, query_param, repo
 from fhir_server.http.paging import non_negative, page_size
-from fhir_server.http.responses import etag, render
+from fhir_server.http.responses import Response, etag, render
 from fhir_server.store.base import Record
 
 STATUS = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "204 No Content"}
@@ -30,7 +29,7 @@ def _entry(base: str, record: Record) -> dict:
 async def history(request: Request) -> Response:
     resource_type = request.path_params.get("type")
     resource_id = request.path_params.get("id")
-    since_raw = request.query_params.get("_since")
+    since_raw = query_param(request, "_since")
     since = normalise_instant(since_raw) if since_raw else None
     count = page_size(request)
     cursor = non_negative(request, "_cursor")

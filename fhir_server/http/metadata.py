@@ -5,12 +5,11 @@ from __future__ import annotations
 from functools import cache
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from fhir_server import __version__
 from fhir_server.config import SUPPORTED_TYPES
 from fhir_server.http.context import base_url
-from fhir_server.http.responses import render
+from fhir_server.http.responses import Response, render
 from fhir_server.search.registry import INDEXED_PARAMS, params_for
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type",

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from functools import lru_cache
 
 from starlette.requests import Request
 
 from fhir_server.core.errors import FhirError
 from fhir_server.formats import json as fjson
 from fhir_server.formats import xml as fxml
+from fhir_server.http.context import header, query_param
 
 JSON_TYPES = {"application/fhir+json": "json", "application/json": "json", "json": "json",
               "application/json+fhir": "json", "text/json": "json"}
@@ -45,20 +47,25 @@ def _accepted(accept: str) -> list[tuple[float, str]]:
 
 def response_format(request: Request) -> str:
     """"json" or "xml", from ``_format`` then ``Accept``; anything else falls back to JSON."""
-    explicit = request.query_params.get("_format")
+    explicit = query_param(request, "_format")
     if explicit is not None:
         fmt = FORMATS.get(_media_type(explicit.replace(" ", "+")))
         if fmt is None:
             raise FhirError(406, "not-supported", f"_format '{explicit}' is not supported (use json or xml)")
         return fmt
-    for quality, media in _accepted(request.headers.get("accept", "")):
+    return _format_for_accept(header(request, "accept") or "")
+
+
+@lru_cache(maxsize=256)
+def _format_for_accept(accept: str) -> str:
+    for quality, media in _accepted(accept):
         if quality > 0 and media in FORMATS:
             return FORMATS[media]
     return "json"
 
 
 def is_pretty(request: Request) -> bool:
-    return request.query_params.get("_pretty", "false").lower() == "true"
+    return (query_param(request, "_pretty") or "false").lower() == "true"
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class Prefer:
 
 def prefer(request: Request) -> Prefer:
     values = {}
-    for part in request.headers.get("prefer", "").split(";"):
+    for part in (header(request, "prefer") or "").split(";"):
         for item in part.split(","):
             key, _, value = item.strip().partition("=")
             values[key.strip().lower()] = value.strip().strip('"')
@@ -78,7 +85,7 @@ def prefer(request: Request) -> Prefer:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
-    declared = request.headers.get("content-length")
+    declared = header(request, "content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise FhirError(413, "too-costly", f"Request body of {declared} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
@@ -92,11 +99,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def body_format(request: Request, body: bytes) -> str:
     """"json", "xml", a patch kind, or the raw media type (for Binary); sniffed when undeclared."""
-    header = request.headers.get("content-type")
-    if header is None:
+    declared = header(request, "content-type")
+    if declared is None:
         head = body.lstrip()[:1]
         return "json" if head in (b"{", b"[") else "xml" if head == b"<" else "application/octet-stream"
-    media = _media_type(header)
+    media = _media_type(declared)
     return FORMATS.get(media) or PATCH_TYPES.get(media) or media
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from fhir_server.core.errors import FhirError
-from fhir_server.http.context import settings
+from fhir_server.http.context import query_param, settings
 
 
 def page_size(request: Request) -> int:
     """``_count`` capped at the configured maximum (R4: the server may return fewer)."""
-    raw = request.query_params.get("_count")
+    raw = query_param(request, "_count")
     if raw is None:
         return settings(request).default_count
     if not raw.isdigit():
@@ -19,7 +19,7 @@ def page_size(request: Request) -> int:
 
 
 def non_negative(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
+    raw = query_param(request, name)
     if raw is None:
         return None
     if not raw.isdigit():

@@ -7,22 +7,21 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from fhir_server.formats import json as fjson
-from fhir_server.http.context import repo
+from fhir_server.http.context import header, query_param, repo
 from fhir_server.http.negotiation import FORMATS
-from fhir_server.http.responses import etag, http_date, render_record
+from fhir_server.http.responses import Response, etag, http_date, render_record
 from fhir_server.store.base import Record
 
 
 def _not_modified(request: Request, record: Record) -> bool:
     """``If-None-Match`` / ``If-Modified-Since`` say the client's copy is current."""
-    if_none_match = request.headers.get("if-none-match")
+    if_none_match = header(request, "if-none-match")
     if if_none_match is not None:
         tags = {t.strip().removeprefix("W/").strip('"') for t in if_none_match.split(",")}
         return "*" in tags or str(record.version) in tags
-    since = request.headers.get("if-modified-since")
+    since = header(request, "if-modified-since")
     if since is not None:
         try:
             client = parsedate_to_datetime(since)
@@ -35,9 +34,9 @@ def _not_modified(request: Request, record: Record) -> bool:
 
 def _wants_raw_binary(request: Request) -> bool:
     """R4 binary.html: a read that does not ask for a FHIR format gets the content itself."""
-    if "_format" in request.query_params:
+    if query_param(request, "_format") is not None:
         return False
-    accept = request.headers.get("accept", "*/*")
+    accept = header(request, "accept") or "*/*"
     return not any(part.split(";")[0].strip().lower() in FORMATS for part in accept.split(","))
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from fhir_server.core.errors import FhirError, Issue, operation_outcome
 from fhir_server.formats import json as fjson
@@ -15,6 +16,34 @@ from fhir_server.http.negotiation import CONTENT_TYPES, is_pretty, response_form
 from fhir_server.store.base import Record
 
 
+class Response:
+    """An ASGI response whose header list is built once, with no framework work on the way out."""
+
+    __slots__ = ("status_code", "body", "raw_headers")
+
+    def __init__(self, content: bytes = b"", status_code: int = 200, headers: dict[str, str] | None = None,
+                 media_type: str | None = None) -> None:
+        self.status_code = status_code
+        self.body = content
+        raw = []
+        if status_code not in (204, 304):
+            raw.append((b"content-length", str(len(content)).encode()))
+        if media_type is not None:
+            raw.append((b"content-type", media_type.encode()))
+        if headers:
+            raw.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+        self.raw_headers = raw
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers}
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+@lru_cache(maxsize=4096)
 def http_date(instant: str) -> str:
     return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from fhir_server.core.errors import FhirError, Issue, operation_outcome
 from fhir_server.http.bundles import bundle, embedded, link, resource_url
 from fhir_server.http.context import base_url, repo
 from fhir_server.http.negotiation import prefer
 from fhir_server.http.paging import non_negative, page_size
-from fhir_server.http.responses import render
+from fhir_server.http.responses import Response, render
 
 
 def _unsupported_entry(names: list[str]) -> dict:

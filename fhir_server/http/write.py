@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import WriteResult
 from fhir_server.formats import json as fjson
-from fhir_server.http.context import base_url, if_match_version, repo, settings
+from fhir_server.http.context import base_url, header, if_match_version, repo, settings
 from fhir_server.http.negotiation import FORMATS, binary_from_raw, body_format, parse_resource, prefer, read_body
-from fhir_server.http.responses import etag, http_date, informational, render_record
+from fhir_server.http.responses import Response, etag, http_date, informational, render_record
 
 STATUS_TEXT = {200: "updated", 201: "created"}
 
@@ -47,7 +46,7 @@ async def create(request: Request) -> Response:
     resource_type = request.path_params["type"]
     resource = await _resource_from_request(request, resource_type)
     with repo(request).writer() as writer:
-        result = writer.create(resource_type, resource, request.headers.get("if-none-exist"))
+        result = writer.create(resource_type, resource, header(request, "if-none-exist"))
     return _write_response(request, result)
 
 
