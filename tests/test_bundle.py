@@ -153,3 +153,21 @@ def test_bundle_must_be_transaction_or_batch(client):
     r = client.post("", json={"resourceType": "Bundle", "type": "transaction",
                               "entry": [{"resource": patient()}]})
     assert r.status_code == 400
+
+
+def test_search_entries_in_batch_and_transaction(client):
+    ins = unique()
+    client.post("/Patient", json=patient(ins))
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": f"Patient?identifier={ins}"}}]}
+    found = client.post("", json=batch).json()["entry"][0]
+    assert found["response"]["status"] == "200 OK"
+    assert found["resource"]["type"] == "searchset"
+    assert len(found["resource"]["entry"]) == 1
+    other = unique()
+    transaction = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "GET", "url": f"Patient?identifier={other}"}},
+        post("urn:uuid:00000000-0000-4000-8000-0000000000aa", patient(other)),
+    ]}
+    out = client.post("", json=transaction).json()
+    assert len(out["entry"][0]["resource"]["entry"]) == 1  # GET runs after the POST (R4 processing order)

@@ -6,34 +6,39 @@ from starlette.requests import Request
 
 from fhir_server.core import bundle as processing
 from fhir_server.core.errors import FhirError
-from fhir_server.core.repository import Repository
 from fhir_server.http.context import base_url, repo, settings
 from fhir_server.http.negotiation import body_format, parse_resource, prefer, read_body
+from fhir_server.http.paging import count_value
 from fhir_server.http.responses import Response, render
+from fhir_server.http.search import searchset
 
 
-def _read_entry(repository: Repository, e: processing.Entry) -> dict:
-    """GET entries: read, vread (search in bundles arrives with the search engine)."""
+def _read_entry(request: Request, e: processing.Entry) -> dict:
+    """GET entries: read, vread, or a search answered with a searchset Bundle."""
+    repository = repo(request)
     if e.id is None:
-        raise FhirError(400, "not-supported", f"Bundle.entry[{e.index}]: search inside a Bundle is not supported yet")
+        params = processing.query_params(e)
+        found = searchset(repository, base_url(request), e.type, params,
+                          count_value(dict(params).get("_count"), settings(request)), strict=False)
+        return {"resource": found, "response": {"status": "200 OK"}}
     record = repository.vread(e.type, e.id, e.version) if e.version else repository.read(e.type, e.id)
     return processing.read_response(record)
 
 
-def _transaction(repository: Repository, entries: list[processing.Entry], with_resource: bool) -> list[dict]:
-    processing.run_transaction(repository, entries)
+def _transaction(request: Request, entries: list[processing.Entry], with_resource: bool) -> list[dict]:
+    processing.run_transaction(repo(request), entries)
     return [processing.write_response(e.result, with_resource) if e.result is not None
-            else _read_entry(repository, e) for e in entries]
+            else _read_entry(request, e) for e in entries]
 
 
-def _batch(repository: Repository, entries: list[processing.Entry], with_resource: bool) -> list[dict]:
+def _batch(request: Request, entries: list[processing.Entry], with_resource: bool) -> list[dict]:
     out = []
     for e in entries:
         try:
             if e.method in ("GET", "HEAD"):
-                out.append(_read_entry(repository, e))
+                out.append(_read_entry(request, e))
             else:
-                processing.run_batch_entry(repository, e)
+                processing.run_batch_entry(repo(request), e)
                 out.append(processing.write_response(e.result, with_resource))
         except FhirError as error:
             out.append(processing.error_response(processing.failed_entry(e.index, error)))
@@ -50,5 +55,5 @@ async def transaction_or_batch(request: Request) -> Response:
     entries = processing.parse_entries(bundle, kind, base_url(request), settings(request).max_bundle_entries)
     with_resource = prefer(request).return_ == "representation"
     run = _transaction if kind == "transaction" else _batch
-    response_entries = run(repo(request), entries, with_resource)
+    response_entries = run(request, entries, with_resource)
     return render(request, {"resourceType": "Bundle", "type": f"{kind}-response", "entry": response_entries})

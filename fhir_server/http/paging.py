@@ -1,27 +1,32 @@
-"""``_count`` handling shared by search and history."""
+"""``_count`` and cursor parameters, shared by search, history and Bundle search entries."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 
+from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError
 from fhir_server.http.context import query_param, settings
 
 
-def page_size(request: Request) -> int:
+def count_value(raw: str | None, config: Settings) -> int:
     """``_count`` capped at the configured maximum (R4: the server may return fewer)."""
-    raw = query_param(request, "_count")
     if raw is None:
-        return settings(request).default_count
-    if not raw.isdigit():
-        raise FhirError(400, "invalid", f"_count '{raw}' is not a non-negative integer", ["_count"])
-    return min(int(raw), settings(request).max_count)
+        return config.default_count
+    return min(non_negative_value(raw, "_count"), config.max_count)
 
 
-def non_negative(request: Request, name: str) -> int | None:
-    raw = query_param(request, name)
+def non_negative_value(raw: str | None, name: str) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit():
         raise FhirError(400, "invalid", f"{name} '{raw}' is not a non-negative integer", [name])
     return int(raw)
+
+
+def page_size(request: Request) -> int:
+    return count_value(query_param(request, "_count"), settings(request))
+
+
+def non_negative(request: Request, name: str) -> int | None:
+    return non_negative_value(query_param(request, name), name)

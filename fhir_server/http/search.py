@@ -5,10 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from fhir_server.core.errors import FhirError, Issue, operation_outcome
+from fhir_server.core.repository import Repository
 from fhir_server.http.bundles import bundle, embedded, link, resource_url
-from fhir_server.http.context import base_url, repo
+from fhir_server.http.context import base_url, repo, settings
 from fhir_server.http.negotiation import prefer
-from fhir_server.http.paging import non_negative, page_size
+from fhir_server.http.paging import count_value, non_negative_value
 from fhir_server.http.responses import Response, render
 
 
@@ -17,17 +18,15 @@ def _unsupported_entry(names: list[str]) -> dict:
     return {"resource": operation_outcome([issue]), "search": {"mode": "outcome"}}
 
 
-async def _search(request: Request, params: list[tuple[str, str]]) -> Response:
-    resource_type = request.path_params["type"]
-    count = page_size(request)
-    offset = non_negative(request, "_offset") or 0
-    result = repo(request).search(resource_type, params, count + 1, offset)
-    if result.unsupported and prefer(request).strict:
+def searchset(repository: Repository, base: str, resource_type: str, params: list[tuple[str, str]],
+              count: int, strict: bool) -> dict:
+    """The searchset Bundle for ``params`` (shared by the search URL and search entries of a batch)."""
+    offset = non_negative_value(dict(params).get("_offset"), "_offset") or 0
+    result = repository.search(resource_type, params, count + 1, offset)
+    if result.unsupported and strict:
         raise FhirError(400, "not-supported", f"Unsupported search parameters: {', '.join(result.unsupported)}")
-    base = base_url(request)
-    records = result.records[:count]
     entries = [{"fullUrl": resource_url(base, r), "resource": embedded(r), "search": {"mode": "match"}}
-               for r in records]
+               for r in result.records[:count]]
     if result.unsupported:
         entries.append(_unsupported_entry(result.unsupported))
     criteria = [(k, v) for k, v in params if k != "_offset"]
@@ -37,7 +36,14 @@ async def _search(request: Request, params: list[tuple[str, str]]) -> Response:
         links.append(link("next", url, [*criteria, ("_offset", str(offset + count))]))
     if offset:
         links.append(link("previous", url, [*criteria, ("_offset", str(max(offset - count, 0)))]))
-    return render(request, bundle("searchset", entries, links))
+    return bundle("searchset", entries, links)
+
+
+async def _search(request: Request, params: list[tuple[str, str]]) -> Response:
+    count = count_value(dict(params).get("_count"), settings(request))
+    found = searchset(repo(request), base_url(request), request.path_params["type"], params, count,
+                      prefer(request).strict)
+    return render(request, found)
 
 
 async def search_get(request: Request) -> Response:
