@@ -13,7 +13,7 @@ log = logging.getLogger("mes")
 
 def load_demo(repository: Repository) -> None:
     """Load the demo transaction through the core, unless the store already holds patients."""
-    if repository.store.count("Patient", []):
+    if repository.count("Patient"):
         return
     entries = processing.parse_entries(demo_bundle(), "transaction", "", limit=10_000)
     processing.run_transaction(repository, entries)

@@ -224,6 +224,10 @@ class Repository:
         criteria, unsupported = parse_criteria(resource_type, params)
         return SearchResult(self.store.find(resource_type, criteria, count, offset), unsupported)
 
+    def count(self, resource_type: str) -> int:
+        """How many current (not deleted) resources of a type exist."""
+        return self.store.count(check_type(resource_type), [])
+
     def history(self, resource_type: str | None, resource_id: str | None, *, since: str | None,
                 before_seq: int | None, count: int) -> list[tuple[int, Record]]:
         if resource_type is not None:
