@@ -16,7 +16,7 @@ import orjson
 
 from fhir_server.core.errors import FhirError, operation_outcome
 from fhir_server.core.repository import Repository, Writer, WriteResult
-from fhir_server.core.resources import check_type, new_id
+from fhir_server.core.resources import check_type, etag, etag_version, new_id
 from fhir_server.formats import json as fjson
 from fhir_server.store.base import Record
 
@@ -60,15 +60,6 @@ def _parse_url(index: int, url: str, base: str) -> tuple[str, str | None, str, s
     raise _fail(index, f"request.url '{url}' is not Type, Type/id or Type?criteria")
 
 
-def _if_match(index: int, raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise _fail(index, f"request.ifMatch '{raw}' is not an ETag like W/\"3\"")
-    return int(text)
-
-
 def _entry(index: int, raw: dict, base: str) -> Entry:
     request = raw.get("request") if isinstance(raw, dict) else None
     if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
@@ -82,8 +73,9 @@ def _entry(index: int, raw: dict, base: str) -> Entry:
         raise _fail(index, f"A {method} entry needs a resource")
     if method in ("POST", "PUT") and resource.get("resourceType") != type_:
         raise _fail(index, f"resourceType '{resource.get('resourceType')}' does not match request.url '{type_}'")
-    return Entry(index, method, type_, id_, query, version, resource, raw.get("fullUrl"),
-                 _if_match(index, request.get("ifMatch")), request.get("ifNoneExist"))
+    if_match = etag_version(request.get("ifMatch"), f"Bundle.entry[{index}].request.ifMatch")
+    return Entry(index, method, type_, id_, query, version, resource, raw.get("fullUrl"), if_match,
+                 request.get("ifNoneExist"))
 
 
 def parse_entries(bundle: dict, expected_type: str, base: str, limit: int) -> list[Entry]:
@@ -237,7 +229,7 @@ def write_response(result: WriteResult, with_resource: bool) -> dict:
     response: dict = {"status": REASONS[result.status]}
     entry: dict = {"response": response}
     if record is not None:
-        response["etag"] = f'W/"{record.version}"'
+        response["etag"] = etag(record.version)
         response["lastModified"] = record.last_updated
         if not record.deleted:
             response["location"] = f"{record.type}/{record.id}/_history/{record.version}"
@@ -248,7 +240,7 @@ def write_response(result: WriteResult, with_resource: bool) -> dict:
 
 def read_response(record: Record) -> dict:
     return {"resource": orjson.Fragment(record.body),
-            "response": {"status": "200 OK", "etag": f'W/"{record.version}"', "lastModified": record.last_updated}}
+            "response": {"status": "200 OK", "etag": etag(record.version), "lastModified": record.last_updated}}
 
 
 def error_response(error: FhirError) -> dict:

@@ -52,6 +52,21 @@ def normalise_instant(value: str) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def etag(version: int) -> str:
+    """The weak ETag of a version (R4 http.html#versioning)."""
+    return f'W/"{version}"'
+
+
+def etag_version(raw: str | None, label: str = "If-Match") -> int | None:
+    """The version number in an ETag such as ``W/"3"`` (or ``3``); None when absent."""
+    if raw is None:
+        return None
+    text = raw.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise FhirError(400, "invalid", f"{label} '{raw}' is not an ETag like W/\"3\"", [label])
+    return int(text)
+
+
 def with_meta(resource: dict, resource_id: str, version: int, last_updated: str) -> dict:
     """The resource as stored: resourceType, id, meta first; server-owned meta fields replaced."""
     meta = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from fhir_server.config import Settings
-from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import Repository
+from fhir_server.core.resources import etag_version
 
 
 def repo(request: Request) -> Repository:
@@ -44,10 +44,4 @@ def query_param(request: Request, name: str) -> str | None:
 
 def if_match_version(request: Request) -> int | None:
     """The version in an ``If-Match: W/"n"`` header, or None."""
-    raw = header(request, "if-match")
-    if raw is None:
-        return None
-    text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise FhirError(400, "invalid", f"If-Match '{raw}' is not an ETag like W/\"3\"")
-    return int(text)
+    return etag_version(header(request, "if-match"))

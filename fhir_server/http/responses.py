@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 
 from fhir_server.core.errors import FhirError, Issue, operation_outcome
+from fhir_server.core.resources import etag
 from fhir_server.formats import json as fjson
 from fhir_server.formats import xml as fxml
 from fhir_server.http.negotiation import CONTENT_TYPES, is_pretty, response_format
@@ -46,10 +47,6 @@ class Response:
 @lru_cache(maxsize=4096)
 def http_date(instant: str) -> str:
     return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'
 
 
 def render(request: Request, value: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
