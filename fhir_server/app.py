@@ -19,6 +19,7 @@ from fhir_server.core.repository import Repository
 from fhir_server.http import bundle, history, metadata, read, search, write
 from fhir_server.http.responses import render_error
 from fhir_server.http.router import Handler, Router
+from fhir_server.search.registry import warm_up
 from fhir_server.store import open_store
 
 log = logging.getLogger("mes")
@@ -80,7 +81,8 @@ class FhirApp:
         await response(scope, receive, send)
 
     def _open(self) -> None:
-        self.state.repository = Repository(open_store(self.state.settings))
+        warm_up()
+        self.state.repository = Repository(open_store(self.state.settings), self.state.settings.fhir_base)
         if self._on_start is not None:
             self._on_start(self.state.repository)
 

@@ -7,22 +7,37 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_server.store.base import IdCriterion, TokenCriterion, TokenEntry, VersionConflict
+from fhir_server.search.conditions import Compare, all_of, any_of
+from fhir_server.store.base import VersionConflict
+from fhir_server.store.query import Chain, Either, Has, IdIn, IndexEntry, Match, Negate, SortKey
 
 T1, T2, T3 = "2026-01-01T00:00:00.000000Z", "2026-01-02T00:00:00.000000Z", "2026-01-03T00:00:00.000000Z"
 
 
-def put(store, id_, version, body=b'{"a":1}', when=T1, tokens=(), method="PUT"):
+def put(store, id_, version, body=b'{"a":1}', when=T1, tokens=(), method="PUT", type_="Patient"):
     with store.unit() as unit:
-        return unit.put("Patient", id_, version, body, last_updated=when, method=method, tokens=list(tokens))
+        return unit.put(type_, id_, version, body, last_updated=when, method=method, entries=list(tokens))
 
 
 def token(code, system="urn:sys"):
-    return TokenEntry("identifier", system, code)
+    return IndexEntry("token", "identifier", (system, code, None))
+
+
+def token_cond(system, code):
+    parts = []
+    if code is not None:
+        parts.append(Compare("code", "=", code))
+    if system is not None:
+        parts.append(Compare("system", "=", system or None))
+    return all_of(*parts)
 
 
 def by_token(system, code):
-    return [TokenCriterion("identifier", ((system, code),))]
+    return [Match("token", "identifier", token_cond(system, code))]
+
+
+def ids(store, clauses, type_="Patient", **kw):
+    return [r.id for r in store.find(type_, clauses, limit=100, **kw)]
 
 
 class StoreContract:
@@ -52,16 +67,16 @@ class StoreContract:
 
     def test_unit_rolls_back_whole(self, store):
         with pytest.raises(RuntimeError), store.unit() as unit:
-            unit.put("Patient", "r1", 1, b"{}", last_updated=T1, method="POST", tokens=[token("r1")])
-            unit.put("Patient", "r2", 1, b"{}", last_updated=T1, method="POST", tokens=[])
+            unit.put("Patient", "r1", 1, b"{}", last_updated=T1, method="POST", entries=[token("r1")])
+            unit.put("Patient", "r2", 1, b"{}", last_updated=T1, method="POST", entries=[])
             raise RuntimeError("boom")
         assert store.read("Patient", "r1") is None and store.read("Patient", "r2") is None
-        assert store.find("Patient", by_token("urn:sys", "r1"), 10) == []
+        assert ids(store, by_token("urn:sys", "r1")) == []
         assert store.history("Patient", "r1", since=None, before_seq=None, limit=10) == []
 
     def test_unit_sees_its_own_writes(self, store):
         with store.unit() as unit:
-            unit.put("Patient", "own", 1, b"{}", last_updated=T1, method="POST", tokens=[token("own")])
+            unit.put("Patient", "own", 1, b"{}", last_updated=T1, method="POST", entries=[token("own")])
             assert unit.read("Patient", "own").version == 1
             assert unit.find("Patient", by_token("urn:sys", "own"), 10) == ["own"]
 
@@ -72,36 +87,74 @@ class StoreContract:
         assert tomb.deleted and tomb.version == 2 and tomb.body == b""
         assert store.read("Patient", "d1").deleted
         assert store.vread("Patient", "d1", 1).body == b'{"a":1}'
-        assert store.find("Patient", by_token("urn:sys", "d1"), 10) == []
+        assert ids(store, by_token("urn:sys", "d1")) == []
         put(store, "d1", 3, tokens=[token("d1")])
-        assert [r.id for r in store.find("Patient", by_token("urn:sys", "d1"), 10)] == ["d1"]
+        assert ids(store, by_token("urn:sys", "d1")) == ["d1"]
 
     def test_token_matching_rules(self, store):
         put(store, "t1", 1, tokens=[token("A", "urn:s1")])
-        put(store, "t2", 1, tokens=[TokenEntry("identifier", None, "A")])
-        ids = lambda crit: sorted(r.id for r in store.find("Patient", crit, 10))  # noqa: E731
-        assert ids(by_token("urn:s1", "A")) == ["t1"]
-        assert ids(by_token(None, "A")) == ["t1", "t2"]
-        assert ids(by_token("", "A")) == ["t2"]
-        assert ids(by_token("urn:s1", None)) == ["t1"]
-        assert ids([TokenCriterion("identifier", (("urn:s1", "A"), ("", "A")))]) == ["t1", "t2"]
-        assert ids([IdCriterion(("t2", "zz"))]) == ["t2"]
-        assert ids([IdCriterion(("t1", "t2")), *by_token("urn:s1", "A")]) == ["t1"]
+        put(store, "t2", 1, tokens=[IndexEntry("token", "identifier", (None, "A", None))])
+        assert ids(store, by_token("urn:s1", "A")) == ["t1"]
+        assert ids(store, by_token(None, "A")) == ["t1", "t2"]
+        assert ids(store, [Match("token", "identifier", all_of(Compare("code", "=", "A"),
+                                                                 Compare("system", "=", None)))]) == ["t2"]
+        assert ids(store, by_token("urn:s1", None)) == ["t1"]
+        assert ids(store, [Match("token", "identifier", any_of(token_cond("urn:s1", "A"),
+                                                                 Compare("system", "=", None)))]) == ["t1", "t2"]
+        assert ids(store, [IdIn(("t2", "zz"))]) == ["t2"]
+        assert ids(store, [IdIn(("t1", "t2")), *by_token("urn:s1", "A")]) == ["t1"]
+        assert ids(store, [Negate(Match("token", "identifier", token_cond("urn:s1", "A")))]) == ["t2"]
+        assert ids(store, [Either((IdIn(("t1",)), IdIn(("t2",))))]) == ["t1", "t2"]
 
     def test_index_follows_current_version(self, store):
         put(store, "i1", 1, tokens=[token("old")])
         put(store, "i1", 2, tokens=[token("new")])
-        assert store.find("Patient", by_token("urn:sys", "old"), 10) == []
-        assert [r.version for r in store.find("Patient", by_token("urn:sys", "new"), 10)] == [2]
+        assert ids(store, by_token("urn:sys", "old")) == []
+        assert [r.version for r in store.find("Patient", by_token("urn:sys", "new"), limit=10)] == [2]
 
-    def test_find_pages_and_counts(self, store):
+    def test_every_index_kind_round_trips(self, store):
+        entries = [IndexEntry("string", "name", ("helene", "Hélène")),
+                   IndexEntry("date", "birthdate", ("1979-03-04T23:00:00.000000Z", "1979-03-05T23:00:00.000000Z")),
+                   IndexEntry("number", "n", (3, 2.5, 3.5)),
+                   IndexEntry("quantity", "q", ("http://unitsofmeasure.org", "kg", "kg", 70, 69.5, 70.5)),
+                   IndexEntry("reference", "link", ("Patient", "other", None, None)),
+                   IndexEntry("uri", "_profile", ("http://example.org/p",))]
+        put(store, "all", 1, tokens=entries)
+        assert ids(store, [Match("string", "name", Compare("norm", "prefix", "hel"))]) == ["all"]
+        assert ids(store, [Match("string", "name", Compare("norm", "contains", "len"))]) == ["all"]
+        assert ids(store, [Match("string", "name", Compare("raw", "=", "Hélène"))]) == ["all"]
+        assert ids(store, [Match("string", "name", Compare("norm", "prefix", "x%"))]) == []
+        assert ids(store, [Match("date", "birthdate", Compare("low", "<", "1980"))]) == ["all"]
+        assert ids(store, [Match("number", "n", Compare("value", ">", 2))]) == ["all"]
+        assert ids(store, [Match("quantity", "q", all_of(Compare("code", "=", "kg"), Compare("low", "<=", 70)))]) \
+            == ["all"]
+        assert ids(store, [Match("reference", "link", Compare("target_id", "=", "other"))]) == ["all"]
+        assert ids(store, [Match("uri", "_profile", Compare("uri", "=", "http://example.org/p"))]) == ["all"]
+        assert ids(store, [Match("uri", "_profile")]) == ["all"]
+        assert ids(store, [Negate(Match("token", "gender"))]) == ["all"]
+
+    def test_chain_and_has(self, store):
+        put(store, "pat", 1, tokens=[IndexEntry("string", "family", ("martin", "Martin"))])
+        put(store, "doc", 1, type_="DocumentReference",
+            tokens=[IndexEntry("reference", "subject", ("Patient", "pat", None, None))])
+        martin = (Match("string", "family", Compare("norm", "=", "martin")),)
+        assert ids(store, [Chain("subject", "Patient", martin)], "DocumentReference") == ["doc"]
+        assert ids(store, [Chain("subject", "Patient", (IdIn(("nobody",)),))], "DocumentReference") == []
+        assert ids(store, [Has("DocumentReference", "subject", (IdIn(("doc",)),))]) == ["pat"]
+        assert ids(store, [Has("DocumentReference", "subject", (IdIn(("other",)),))]) == []
+
+    def test_find_pages_sorts_and_counts(self, store):
         for i in range(5):
-            put(store, f"page{i}", 1, tokens=[token("paged")])
+            put(store, f"page{i}", 1, tokens=[token("paged"), IndexEntry("string", "family", (f"n{4 - i}", "x"))])
         crit = by_token("urn:sys", "paged")
-        first, second = store.find("Patient", crit, 3, 0), store.find("Patient", crit, 3, 3)
-        assert len(first) == 3 and len(second) == 2
-        assert {r.id for r in first} | {r.id for r in second} == {f"page{i}" for i in range(5)}
+        first = ids(store, crit, after_id=None)[:3]
+        assert first == ["page0", "page1", "page2"]
+        assert ids(store, crit, after_id="page2") == ["page3", "page4"]
+        assert ids(store, crit, before_id="page3")[-2:] == ["page1", "page2"]
         assert store.count("Patient", crit) == 5
+        by_name = ids(store, crit, sort=(SortKey("string", "family"),))
+        assert by_name == ["page4", "page3", "page2", "page1", "page0"]
+        assert ids(store, crit, sort=(SortKey("string", "family", descending=True),), offset=3) == ["page3", "page4"]
 
     def test_history_newest_first_with_since_and_cursor(self, store):
         put(store, "h1", 1, when=T1, method="POST")
@@ -122,7 +175,7 @@ class StoreContract:
     def test_types_are_separate(self, store):
         put(store, "same", 1)
         with store.unit() as unit:
-            unit.put("Practitioner", "same", 1, b'{"p":1}', last_updated=T1, method="POST", tokens=[])
+            unit.put("Practitioner", "same", 1, b'{"p":1}', last_updated=T1, method="POST", entries=[])
         assert store.read("Practitioner", "same").body == b'{"p":1}'
         assert store.read("Patient", "same").body == b'{"a":1}'
         assert [r.id for r in store.iter_current("Practitioner")] == ["same"]

@@ -25,6 +25,8 @@ def test_instance_history_of_unknown_is_404(client):
 
 
 def test_type_and_system_history_include_new_writes(client):
+    for _ in range(5):
+        client.post("/Patient", json=patient())
     created = client.post("/Practitioner", json={"resourceType": "Practitioner",
                                                  "name": [{"family": unique()}]}).json()
     type_ids = [e["resource"]["id"] for e in client.get("/Practitioner/_history").json()["entry"]]

@@ -20,7 +20,7 @@ class TestSqliteStore(StoreContract):
         path = tmp_path / "reopen.sqlite3"
         first = SqliteStore(path)
         with first.unit() as unit:
-            unit.put("Patient", "x", 1, b"{}", last_updated="2026-01-01T00:00:00.000000Z", method="POST", tokens=[])
+            unit.put("Patient", "x", 1, b"{}", last_updated="2026-01-01T00:00:00.000000Z", method="POST", entries=[])
         first.close()
         second = SqliteStore(path)
         assert second.read("Patient", "x").version == 1

@@ -15,9 +15,9 @@ from fhir_server.core.errors import FhirError, not_found
 from fhir_server.core.resources import check_id, check_type, new_id, now_instant, with_meta
 from fhir_server.core.validation import validate_resource
 from fhir_server.formats import json as fjson
-from fhir_server.search.criteria import parse_conditional, parse_criteria
-from fhir_server.search.extract import token_entries
-from fhir_server.store.base import Criterion, Record, Store, UnitOfWork, VersionConflict
+from fhir_server.search.extract import index_entries
+from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
+from fhir_server.store.base import Record, Store, UnitOfWork, VersionConflict
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class WriteResult:
 @dataclass(frozen=True)
 class SearchResult:
     records: list[Record]
-    unsupported: list[str]  # parameter names ignored
+    plan: SearchPlan  # what was understood; ``plan.unsupported`` was ignored
 
 
 def gone(record: Record) -> FhirError:
@@ -41,8 +41,9 @@ def gone(record: Record) -> FhirError:
 class Writer:
     """Write interactions inside one unit of work: all of them commit together or not at all."""
 
-    def __init__(self, unit: UnitOfWork) -> None:
+    def __init__(self, unit: UnitOfWork, local_base: str | None) -> None:
         self._unit = unit
+        self._local_base = local_base
         self._now = now_instant()
 
     # -- helpers -------------------------------------------------------------------------
@@ -53,12 +54,13 @@ class Writer:
         body = fjson.dumps(stored)
         try:
             return self._unit.put(stored["resourceType"], resource_id, version, body, last_updated=self._now,
-                                  method=method, tokens=token_entries(stored))
+                                  method=method, entries=index_entries(stored, self._local_base))
         except VersionConflict as exc:
             raise FhirError(409, "conflict", f"Concurrent write to {stored['resourceType']}/{resource_id}") from exc
 
-    def _matches(self, resource_type: str, criteria: list[Criterion]) -> list[str]:
-        return self._unit.find(resource_type, criteria, limit=2)
+    def _matches(self, resource_type: str, query: str) -> list[str]:
+        """At most two ids matching conditional criteria (two is enough to say "several")."""
+        return self._unit.find(resource_type, plan_conditional(resource_type, query, self._local_base), limit=2)
 
     @staticmethod
     def _check_if_match(current: Record | None, if_match: int | None, label: str) -> None:
@@ -90,7 +92,7 @@ class Writer:
 
     def existing_match(self, resource_type: str, if_none_exist: str) -> str | None:
         """The id matching a conditional create's criteria; several matches are a 412."""
-        found = self._matches(resource_type, parse_conditional(resource_type, if_none_exist))
+        found = self._matches(resource_type, if_none_exist)
         if len(found) > 1:
             raise FhirError(412, "duplicate", f"If-None-Exist '{if_none_exist}' matches several resources")
         return found[0] if found else None
@@ -120,7 +122,7 @@ class Writer:
     def conditional_target(self, resource_type: str, query: str, body_id: str | None) -> str | None:
         """The id a conditional update writes to (R4 http.html#cond-update); None means create anew."""
         check_type(resource_type)
-        found = self._matches(resource_type, parse_conditional(resource_type, query))
+        found = self._matches(resource_type, query)
         if len(found) > 1:
             raise FhirError(412, "multiple-matches", f"Conditional update '{query}' matches several resources")
         if found:
@@ -139,7 +141,7 @@ class Writer:
         """A conditional reference ``Type?criteria`` as ``Type/id``; exactly one match is required."""
         resource_type, _, query = reference.partition("?")
         check_type(resource_type)
-        found = self._matches(resource_type, parse_conditional(resource_type, query))
+        found = self._matches(resource_type, query)
         if len(found) != 1:
             status, what = (412, "several resources") if found else (404, "no resource")
             raise FhirError(status, "not-found" if not found else "multiple-matches",
@@ -161,7 +163,7 @@ class Writer:
 
     def conditional_delete(self, resource_type: str, query: str) -> WriteResult:
         check_type(resource_type)
-        found = self._matches(resource_type, parse_conditional(resource_type, query))
+        found = self._matches(resource_type, query)
         if len(found) > 1:
             raise FhirError(412, "multiple-matches", f"Conditional delete '{query}' matches several resources")
         if not found:
@@ -191,13 +193,16 @@ class Writer:
 
 
 class Repository:
-    def __init__(self, store: Store) -> None:
+    """``local_base``: this server's FHIR base, so absolute references to it count as local."""
+
+    def __init__(self, store: Store, local_base: str | None = None) -> None:
         self.store = store
+        self.local_base = local_base
 
     @contextmanager
     def writer(self) -> Iterator[Writer]:
         with self.store.unit() as unit:
-            yield Writer(unit)
+            yield Writer(unit, self.local_base)
 
     def read(self, resource_type: str, resource_id: str) -> Record:
         check_type(resource_type)
@@ -219,14 +224,22 @@ class Repository:
             raise gone(record)
         return record
 
-    def search(self, resource_type: str, params: list[tuple[str, str]], count: int, offset: int) -> SearchResult:
+    def search(self, resource_type: str, params: list[tuple[str, str]], *, count: int, after_id: str | None = None,
+               before_id: str | None = None, offset: int = 0) -> SearchResult:
+        """Matches of a search: keyset paging around ids, or ``offset`` when sorted."""
         check_type(resource_type)
-        criteria, unsupported = parse_criteria(resource_type, params)
-        return SearchResult(self.store.find(resource_type, criteria, count, offset), unsupported)
+        plan = plan_search(resource_type, params, self.local_base)
+        if plan.sort:
+            records = self.store.find(resource_type, plan.clauses, limit=count, sort=plan.sort, offset=offset)
+        else:
+            records = self.store.find(resource_type, plan.clauses, limit=count, after_id=after_id,
+                                      before_id=before_id)
+        return SearchResult(records, plan)
 
-    def count(self, resource_type: str) -> int:
-        """How many current (not deleted) resources of a type exist."""
-        return self.store.count(check_type(resource_type), [])
+    def count(self, resource_type: str, params: list[tuple[str, str]] = ()) -> int:
+        """How many current resources match a search (all of the type without parameters)."""
+        plan = plan_search(check_type(resource_type), list(params), self.local_base)
+        return self.store.count(resource_type, plan.clauses)
 
     def history(self, resource_type: str | None, resource_id: str | None, *, since: str | None,
                 before_seq: int | None, count: int) -> list[tuple[int, Record]]:

@@ -10,7 +10,7 @@ from fhir_server import __version__
 from fhir_server.config import SUPPORTED_TYPES
 from fhir_server.http.context import base_url
 from fhir_server.http.responses import Response, render
-from fhir_server.search.registry import INDEXED_PARAMS, params_for
+from fhir_server.search.registry import params_for
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type",
                      "create", "search-type")
@@ -18,10 +18,9 @@ SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
 
 
 def _search_params(resource_type: str) -> list[dict]:
-    known = params_for(resource_type)
-    codes = ["_id", *sorted(c for c in INDEXED_PARAMS if c in known and known[c].expression)]
-    return [{"name": c, "type": "token", "definition": f"http://hl7.org/fhir/SearchParameter/"
-             f"{'Resource' if c == '_id' else resource_type}-{c.lstrip('_')}"} for c in codes]
+    """The parameters the index serves for this type, with their defining SearchParameter."""
+    served = [p for p in params_for(resource_type).values() if p.indexed or p.code == "_id"]
+    return [{"name": p.code, "type": p.type, "definition": p.url} for p in sorted(served, key=lambda p: p.code)]
 
 
 def _resource(resource_type: str) -> dict:

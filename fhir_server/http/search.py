@@ -1,4 +1,9 @@
-"""Type-level search (R4 search.html), for the parameters the index serves today."""
+"""Type-level search (R4 search.html): GET and POST _search, searchset Bundles, stable paging.
+
+Unsorted results are ordered by id and paged by keyset (``_cursor`` = the last id of the page,
+``_before`` = the first): a page never skips or repeats a resource that exists throughout,
+whatever is written meanwhile. Sorted results page by ``_offset``.
+"""
 
 from __future__ import annotations
 
@@ -12,31 +17,53 @@ from fhir_server.http.negotiation import prefer
 from fhir_server.http.paging import count_value, non_negative_value
 from fhir_server.http.responses import Response, render
 
+PAGING_PARAMS = ("_cursor", "_before", "_offset")
+
 
 def _unsupported_entry(names: list[str]) -> dict:
     issue = Issue("not-supported", f"Parameters ignored (not supported): {', '.join(names)}", severity="warning")
     return {"resource": operation_outcome([issue]), "search": {"mode": "outcome"}}
 
 
+def _links(url: str, criteria: list, records: list, more: bool, sorted_: bool, paging: dict) -> list[dict]:
+    links = [link("self", url, [*criteria, *paging.items()])]
+    if sorted_:
+        offset = int(paging.get("_offset", 0))
+        count = int(dict(criteria).get("_count", len(records)) or 0)
+        if more:
+            links.append(link("next", url, [*criteria, ("_offset", str(offset + len(records)))]))
+        if offset:
+            links.append(link("previous", url, [*criteria, ("_offset", str(max(offset - count, 0)))]))
+        return links
+    backwards = "_before" in paging
+    if records and (more if not backwards else True):
+        links.append(link("next", url, [*criteria, ("_cursor", records[-1].id)]))
+    if records and (more if backwards else "_cursor" in paging):
+        links.append(link("previous", url, [*criteria, ("_before", records[0].id)]))
+    return links
+
+
 def searchset(repository: Repository, base: str, resource_type: str, params: list[tuple[str, str]],
               count: int, strict: bool) -> dict:
-    """The searchset Bundle for ``params`` (shared by the search URL and search entries of a batch)."""
-    offset = non_negative_value(dict(params).get("_offset"), "_offset") or 0
-    result = repository.search(resource_type, params, count + 1, offset)
-    if result.unsupported and strict:
-        raise FhirError(400, "not-supported", f"Unsupported search parameters: {', '.join(result.unsupported)}")
+    """The searchset Bundle for ``params`` (shared by the search URL and search entries of Bundles)."""
+    given = dict(params)
+    paging = {k: given[k] for k in PAGING_PARAMS if k in given}
+    offset = non_negative_value(paging.get("_offset"), "_offset") or 0
+    result = repository.search(resource_type, params, count=count + 1, after_id=paging.get("_cursor"),
+                               before_id=paging.get("_before"), offset=offset)
+    plan = result.plan
+    if plan.unsupported and strict:
+        raise FhirError(400, "not-supported", f"Unsupported search parameters: {', '.join(plan.unsupported)}")
+    more = len(result.records) > count
+    records = result.records[1:] if more and "_before" in paging else result.records[:count]
     entries = [{"fullUrl": resource_url(base, r), "resource": embedded(r), "search": {"mode": "match"}}
-               for r in result.records[:count]]
-    if result.unsupported:
-        entries.append(_unsupported_entry(result.unsupported))
-    criteria = [(k, v) for k, v in params if k != "_offset"]
-    url = f"{base}/{resource_type}"
-    links = [link("self", url, [*criteria, ("_offset", str(offset))] if offset else criteria)]
-    if len(result.records) > count:
-        links.append(link("next", url, [*criteria, ("_offset", str(offset + count))]))
-    if offset:
-        links.append(link("previous", url, [*criteria, ("_offset", str(max(offset - count, 0)))]))
-    return bundle("searchset", entries, links)
+               for r in records]
+    if plan.unsupported:
+        entries.append(_unsupported_entry(plan.unsupported))
+    criteria = [(k, v) for k, v in params if k not in PAGING_PARAMS]
+    links = _links(f"{base}/{resource_type}", criteria, records, more, bool(plan.sort), paging)
+    total = repository.count(resource_type, params) if given.get("_total") in ("accurate", "estimate") else None
+    return bundle("searchset", entries, links, total)
 
 
 async def _search(request: Request, params: list[tuple[str, str]]) -> Response:

@@ -1,30 +1,74 @@
-"""Index entries extracted from a resource at write time, in the same unit of work as the write."""
+"""Index entries of a resource, extracted at write time in the same unit of work as the write.
+
+For every indexed parameter of the type, the compiled expression selects values and the value
+module of the parameter's type normalises them into entries (``store/query.py:INDEX_COLUMNS``).
+"""
 
 from __future__ import annotations
 
-from fhir_server.search.registry import indexed_params
-from fhir_server.store.base import TokenEntry
+from collections.abc import Iterator
+
+from fhir_server.search.registry import SearchParam, indexed_params
+from fhir_server.search.values import date, number, reference, string, token, uri
+from fhir_server.store.query import IndexEntry
 
 
-def _tokens_of(value) -> list[tuple[str | None, str]]:
-    """(system, code) pairs of one token-typed value: Identifier, Coding, CodeableConcept, code."""
-    if isinstance(value, str):
-        return [(None, value)]
-    if isinstance(value, bool):
-        return [(None, "true" if value else "false")]
-    if not isinstance(value, dict):
-        return []
-    if "coding" in value:
-        return [pair for coding in value["coding"] for pair in _tokens_of(coding)]
-    code = value.get("code", value.get("value"))
-    return [(value.get("system"), code)] if isinstance(code, str) else []
+def _string(code: str, value) -> Iterator[IndexEntry]:
+    for text in string.string_values(value):
+        yield IndexEntry("string", code, (string.fold(text), text))
 
 
-def token_entries(resource: dict) -> list[TokenEntry]:
-    entries = []
+def _token(code: str, value) -> Iterator[IndexEntry]:
+    for t in token.tokens(value):
+        yield IndexEntry("token", code, (t.system, t.code, string.fold(t.display) if t.display else None))
+    for text in token.texts(value):
+        yield IndexEntry("token", code, (None, None, string.fold(text)))
+
+
+def _date(code: str, value) -> Iterator[IndexEntry]:
+    for low, high in date.index_ranges(value):
+        yield IndexEntry("date", code, (low, high))
+
+
+def _number(code: str, value) -> Iterator[IndexEntry]:
+    entry = number.number_index(value)
+    if entry is not None:
+        yield IndexEntry("number", code, (entry["value"], entry["low"], entry["high"]))
+
+
+def _quantity(code: str, value) -> Iterator[IndexEntry]:
+    entry = number.quantity_index(value) if isinstance(value, dict) else None
+    if entry is not None:
+        yield IndexEntry("quantity", code, (entry["system"], entry["code"], entry["unit"], entry["value"],
+                                            entry["low"], entry["high"]))
+
+
+def _uri(code: str, value) -> Iterator[IndexEntry]:
+    for text in uri.uri_values(value):
+        yield IndexEntry("uri", code, (text,))
+
+
+EXTRACTORS = {"string": _string, "token": _token, "date": _date, "number": _number, "quantity": _quantity,
+              "uri": _uri}
+
+
+def _reference(param: SearchParam, value, local_base: str | None) -> Iterator[IndexEntry]:
+    for ref in reference.references(value, local_base=local_base):
+        yield IndexEntry("reference", param.code, (ref.type, ref.id, ref.version, ref.url))
+
+
+def index_entries(resource: dict, local_base: str | None = None) -> list[IndexEntry]:
+    """Every index entry of a resource, for the parameters of its type."""
+    entries: list[IndexEntry] = []
     for param in indexed_params(resource["resourceType"]):
-        if param.type != "token":
+        values = param.evaluate(resource)
+        if not values:
             continue
-        for value in param.evaluate(resource):
-            entries.extend(TokenEntry(param.code, system, code) for system, code in _tokens_of(value))
+        if param.type == "reference":
+            for value in values:
+                entries.extend(_reference(param, value, local_base))
+        else:
+            extract = EXTRACTORS[param.type]
+            for value in values:
+                entries.extend(extract(param.code, value))
     return entries

@@ -1,86 +1,95 @@
-"""Search parameters from the official R4 SearchParameter definitions in ``profiles/r4``.
+"""Search parameters from SearchParameter definitions: official R4 plus French/IHE (PDSm, GAP).
 
-Each parameter's FHIRPath expression is narrowed to the resource type it is used on (the R4
-definitions share one expression across many types, joined with ``|``) and compiled once.
+Definitions live as data in ``profiles/r4/search-parameters.json`` and
+``profiles/fr/search-parameters.json``. A definition shared by many types (``a | b | c``) is
+narrowed to the branches of the type at hand; each expression is compiled once.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
 
-from fhirpathpy import compile as compile_fhirpath
-
+from fhir_server.config import SUPPORTED_TYPES
+from fhir_server.search.expressions import Evaluator, compile_expression
 from profiles.definitions import TABLES
 
-#: Parameters whose index entries are written today. The search issue widens this to all.
-INDEXED_PARAMS = frozenset({"identifier"})
+DEFINITION_FILES = (TABLES / "search-parameters.json", Path(TABLES).parent / "fr" / "search-parameters.json")
+#: Parameter types served from an index table of the same name.
+INDEXED_TYPES = ("string", "token", "date", "number", "quantity", "reference", "uri")
 
 
 @dataclass(frozen=True)
 class SearchParam:
     code: str
-    type: str  # token, string, date, reference, ...
+    type: str  # string, token, date, number, quantity, reference, uri, composite, special
     expression: str  # narrowed to one resource type
+    url: str = ""
+    targets: tuple[str, ...] = ()  # reference targets
+    components: tuple[dict, ...] = field(default=(), compare=False)
+
+    @cached_property
+    def evaluate(self) -> Evaluator:
+        return compile_expression(self.expression)
 
     @property
-    def evaluate(self) -> Callable[[dict], list]:
-        return _compiled(self.expression)
-
-
-@cache
-def _compiled(expression: str) -> Callable[[dict], list]:
-    path = expression.split(".")
-    if all(part.isidentifier() for part in path):
-        return _simple_path(path[1:])
-    return compile_fhirpath(expression, None)
-
-
-def _simple_path(steps: list[str]) -> Callable[[dict], list]:
-    """A plain dotted path navigated on dicts directly: ~50x faster than the FHIRPath engine."""
-
-    def evaluate(resource: dict) -> list:
-        values = [resource]
-        for step in steps:
-            nxt = []
-            for value in values:
-                child = value.get(step) if isinstance(value, dict) else None
-                if isinstance(child, list):
-                    nxt.extend(child)
-                elif child is not None:
-                    nxt.append(child)
-            values = nxt
-        return values
-
-    return evaluate
+    def indexed(self) -> bool:
+        return self.type in INDEXED_TYPES and bool(self.expression)
 
 
 def _narrow(expression: str, resource_type: str) -> str:
-    """Keep the ``|`` branches of a shared expression that apply to ``resource_type``."""
-    branches = [b.strip() for b in expression.split("|")]
-    mine = [b for b in branches if b.startswith(f"{resource_type}.") or b == resource_type]
+    """Keep the ``|`` branches of a shared expression that apply to ``resource_type``.
+
+    An expression whose branches name no type (PDSm's ``extension.where(...)``) applies as is.
+    """
+    branches = [b.strip() for b in expression.split(" | ")]
+    if not any(b.lstrip("(")[:1].isupper() for b in branches):
+        return expression
+    mine = [b for b in branches if b.lstrip("(").startswith((f"{resource_type}.", f"{resource_type} "))
+            or b.lstrip("(") == resource_type]
     return " | ".join(mine)
 
 
 @cache
+def _definitions() -> list[dict]:
+    out = []
+    for path in DEFINITION_FILES:
+        if path.exists():
+            out.extend(json.loads(path.read_text()))
+    return out
+
+
+def _param(definition: dict, resource_type: str) -> SearchParam | None:
+    bases = definition.get("base", [])
+    expression = definition.get("expression", "")
+    if resource_type in bases:
+        expression = _narrow(expression, resource_type) if len(bases) > 1 else expression
+    elif not {"Resource", "DomainResource"} & set(bases):
+        return None
+    return SearchParam(definition["code"], definition["type"], expression, definition.get("url", ""),
+                       tuple(definition.get("target", ())), tuple(definition.get("component", ())))
+
+
+@cache
 def params_for(resource_type: str) -> dict[str, SearchParam]:
-    """All search parameters that apply to a resource type, by code."""
-    definitions = json.loads((TABLES / "search-parameters.json").read_text())
+    """All search parameters of a type, by code (later definitions — French ones — win on a clash)."""
     out: dict[str, SearchParam] = {}
-    for sp in definitions:
-        bases = sp["base"]
-        if resource_type in bases:
-            expression = _narrow(sp.get("expression", ""), resource_type)
-        elif "Resource" in bases or "DomainResource" in bases:
-            expression = sp.get("expression", "")
-        else:
-            continue
-        out[sp["code"]] = SearchParam(sp["code"], sp["type"], expression)
+    for definition in _definitions():
+        param = _param(definition, resource_type)
+        if param is not None:
+            out[param.code] = param
     return out
 
 
 @cache
 def indexed_params(resource_type: str) -> tuple[SearchParam, ...]:
-    return tuple(p for code, p in params_for(resource_type).items() if code in INDEXED_PARAMS and p.expression)
+    return tuple(p for p in params_for(resource_type).values() if p.indexed and p.code != "_id")
+
+
+def warm_up() -> None:
+    """Compile every expression now, at start-up, rather than on the first write."""
+    for resource_type in SUPPORTED_TYPES:
+        for param in indexed_params(resource_type):
+            param.evaluate  # noqa: B018 - the cached property compiles

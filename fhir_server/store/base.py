@@ -12,6 +12,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from fhir_server.store.query import Clause, IndexEntry, SortKey
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -20,39 +22,10 @@ class Record:
     type: str
     id: str
     version: int
-    last_updated: str  # FHIR instant, UTC, e.g. 2026-11-24T07:40:01.123456+00:00
+    last_updated: str  # FHIR instant, UTC, fixed width: 2026-11-24T07:40:01.123456Z
     deleted: bool
     body: bytes  # canonical JSON of the resource; empty for a deletion (tombstone)
     method: str = "PUT"  # POST, PUT, PATCH or DELETE: how this version was written
-
-
-@dataclass(frozen=True, slots=True)
-class TokenEntry:
-    """A token index entry: (system, code) of one search parameter of a current resource."""
-
-    param: str
-    system: str | None
-    code: str
-
-
-@dataclass(frozen=True, slots=True)
-class TokenCriterion:
-    """Matches resources having an entry for ``param`` equal to any of ``values``.
-
-    A value is (system, code): system None matches any system; system "" matches only entries
-    without a system; code None matches any code of that system.
-    """
-
-    param: str
-    values: tuple[tuple[str | None, str | None], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class IdCriterion:
-    ids: tuple[str, ...]
-
-
-Criterion = TokenCriterion | IdCriterion
 
 
 class VersionConflict(Exception):
@@ -68,10 +41,10 @@ class UnitOfWork(Protocol):
 
     def read(self, type_: str, id_: str) -> Record | None: ...
 
-    def find(self, type_: str, criteria: list[Criterion], limit: int) -> list[str]: ...
+    def find(self, type_: str, clauses: list[Clause], limit: int) -> list[str]: ...
 
     def put(self, type_: str, id_: str, version: int, body: bytes, *, last_updated: str, method: str,
-            tokens: list[TokenEntry]) -> Record:
+            entries: list[IndexEntry]) -> Record:
         """Write ``version``, which must be the current version + 1 (1 for a new resource)."""
         ...
 
@@ -89,9 +62,16 @@ class Store(Protocol):
 
     def vread(self, type_: str, id_: str, version: int) -> Record | None: ...
 
-    def find(self, type_: str, criteria: list[Criterion], limit: int, offset: int = 0) -> list[Record]: ...
+    def find(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = (),
+             after_id: str | None = None, before_id: str | None = None, offset: int = 0) -> list[Record]:
+        """Current resources matching every clause, ordered by ``sort`` then id.
 
-    def count(self, type_: str, criteria: list[Criterion]) -> int: ...
+        Without sort keys, pages continue after ``after_id`` or end before ``before_id`` (keyset
+        paging: stable while other resources are written); with sort keys, ``offset`` skips rows.
+        """
+        ...
+
+    def count(self, type_: str, clauses: list[Clause]) -> int: ...
 
     def history(self, type_: str | None, id_: str | None, *, since: str | None, before_seq: int | None,
                 limit: int) -> list[tuple[int, Record]]:

@@ -13,16 +13,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
-from fhir_server.store.base import (
-    Criterion,
-    IdCriterion,
-    Record,
-    TokenCriterion,
-    TokenEntry,
-    VersionConflict,
-)
+from fhir_server.store.base import Record, VersionConflict
+from fhir_server.store.query import INDEX_COLUMNS, Clause, IndexEntry, SortKey
+from fhir_server.store.sqlite_query import SqlBuilder
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -37,12 +33,22 @@ CREATE TABLE IF NOT EXISTS resource (
     deleted INTEGER NOT NULL,
     PRIMARY KEY (type, id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS idx_token (
-    type TEXT NOT NULL, param TEXT NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL, id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS idx_token_lookup ON idx_token (type, param, code, system, id);
-CREATE INDEX IF NOT EXISTS idx_token_owner ON idx_token (type, id);
 """
+
+
+
+def _index_schema() -> str:
+    """One table per index kind, with a covering index for lookups and one to delete by owner."""
+    statements = []
+    for kind, columns in INDEX_COLUMNS.items():
+        cols = ", ".join(columns)
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS idx_{kind} (type TEXT NOT NULL, param TEXT NOT NULL, {cols},"
+            " id TEXT NOT NULL);"
+            f"CREATE INDEX IF NOT EXISTS idx_{kind}_lookup ON idx_{kind} (type, param, {cols}, id);"
+            f"CREATE INDEX IF NOT EXISTS idx_{kind}_owner ON idx_{kind} (type, id);")
+    return "\n".join(statements)
+
 
 RECORD_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.body, h.method"
 
@@ -59,34 +65,6 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-def _token_sql(crit: TokenCriterion) -> tuple[str, list]:
-    """A sub-select of the ids having one of the criterion's (system, code) values."""
-    ors, args = [], [crit.param]
-    for system, code in crit.values:
-        parts = []
-        for column, value in (("t.code = ?", code), ("t.system = ?", system)):
-            if value is not None:
-                parts.append(column)
-                args.append(value)
-        ors.append("(" + (" AND ".join(parts) or "1") + ")")
-    sql = f"r.id IN (SELECT t.id FROM idx_token t WHERE t.type = r.type AND t.param = ? AND ({' OR '.join(ors)}))"
-    return sql, args
-
-
-def _criteria_sql(criteria: list[Criterion]) -> tuple[str, list]:
-    """SQL conditions on ``r`` (the resource table) for AND-ed criteria."""
-    clauses, args = [], []
-    for crit in criteria:
-        if isinstance(crit, IdCriterion):
-            clauses.append(f"r.id IN ({','.join('?' * len(crit.ids))})")
-            args.extend(crit.ids)
-        else:
-            sql, token_args = _token_sql(crit)
-            clauses.append(sql)
-            args.extend(token_args)
-    return " AND ".join(clauses) or "1", args
-
-
 class SqliteUnit:
     """A unit of work on the writer connection (inside BEGIN IMMEDIATE)."""
 
@@ -96,8 +74,8 @@ class SqliteUnit:
     def read(self, type_: str, id_: str) -> Record | None:
         return SqliteStore.read_on(self._conn, type_, id_)
 
-    def find(self, type_: str, criteria: list[Criterion], limit: int) -> list[str]:
-        return [r.id for r in SqliteStore.find_on(self._conn, type_, criteria, limit, 0)]
+    def find(self, type_: str, clauses: list[Clause], limit: int) -> list[str]:
+        return [r.id for r in SqliteStore.find_on(self._conn, type_, clauses, limit=limit)]
 
     def _append(self, type_: str, id_: str, version: int, last_updated: str, deleted: bool, method: str,
                 body: bytes) -> Record:
@@ -111,15 +89,20 @@ class SqliteUnit:
             "INSERT INTO resource (type, id, version, seq, deleted) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, seq = excluded.seq,"
             " deleted = excluded.deleted", (type_, id_, version, cur.lastrowid, int(deleted)))
-        self._conn.execute("DELETE FROM idx_token WHERE type = ? AND id = ?", (type_, id_))
+        for kind in INDEX_COLUMNS:
+            self._conn.execute(f"DELETE FROM idx_{kind} WHERE type = ? AND id = ?", (type_, id_))
         return Record(type_, id_, version, last_updated, deleted, body, method)
 
     def put(self, type_: str, id_: str, version: int, body: bytes, *, last_updated: str, method: str,
-            tokens: list[TokenEntry]) -> Record:
+            entries: list[IndexEntry]) -> Record:
         record = self._append(type_, id_, version, last_updated, False, method, body)
-        self._conn.executemany(
-            "INSERT INTO idx_token (type, param, code, system, id) VALUES (?, ?, ?, ?, ?)",
-            [(type_, t.param, t.code, t.system or "", id_) for t in tokens])
+        by_kind: dict[str, list] = {}
+        for entry in entries:
+            values = (float(v) if isinstance(v, Decimal) else v for v in entry.values)  # REAL columns
+            by_kind.setdefault(entry.kind, []).append((type_, entry.param, *values, id_))
+        for kind, rows in by_kind.items():
+            marks = ", ".join("?" * (len(INDEX_COLUMNS[kind]) + 3))
+            self._conn.executemany(f"INSERT INTO idx_{kind} VALUES ({marks})", rows)
         return record
 
     def delete(self, type_: str, id_: str, version: int, *, last_updated: str) -> Record:
@@ -135,7 +118,7 @@ class SqliteStore:
         self._path = path
         self._synchronous = synchronous
         self._writer = _connect(path, synchronous)
-        self._writer.executescript(SCHEMA)
+        self._writer.executescript(SCHEMA + _index_schema())
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -168,14 +151,23 @@ class SqliteStore:
         return _record(row) if row else None
 
     @staticmethod
-    def find_on(conn: sqlite3.Connection, type_: str, criteria: list[Criterion], limit: int,
-                offset: int) -> list[Record]:
-        where, args = _criteria_sql(criteria)
+    def find_on(conn: sqlite3.Connection, type_: str, clauses: list[Clause], *, limit: int,
+                sort: tuple[SortKey, ...] = (), after_id: str | None = None, before_id: str | None = None,
+                offset: int = 0) -> list[Record]:
+        sql = SqlBuilder()
+        where = sql.clauses(clauses, "r")
+        for condition, value in (("r.id > ?", after_id), ("r.id < ?", before_id)):
+            if value is not None:
+                where += f" AND {condition}"
+                sql.args.append(value)
+        order = [f"{sql.sort_expression(k, 'r')} {'DESC' if k.descending else 'ASC'} NULLS LAST" for k in sort]
+        order.append("r.id DESC" if before_id is not None else "r.id")
         rows = conn.execute(
             f"SELECT {RECORD_COLUMNS} FROM resource r JOIN history h ON h.seq = r.seq"
-            f" WHERE r.type = ? AND r.deleted = 0 AND {where} ORDER BY r.seq LIMIT ? OFFSET ?",
-            [type_, *args, limit, offset]).fetchall()
-        return [_record(row) for row in rows]
+            f" WHERE r.type = ? AND r.deleted = 0 AND {where} ORDER BY {', '.join(order)}"
+            " LIMIT ? OFFSET ?", [type_, *sql.args, limit, offset]).fetchall()
+        records = [_record(row) for row in rows]
+        return records[::-1] if before_id is not None else records
 
     def read(self, type_: str, id_: str) -> Record | None:
         return self.read_on(self._reader(), type_, id_)
@@ -186,14 +178,17 @@ class SqliteStore:
             (type_, id_, version)).fetchone()
         return _record(row) if row else None
 
-    def find(self, type_: str, criteria: list[Criterion], limit: int, offset: int = 0) -> list[Record]:
-        return self.find_on(self._reader(), type_, criteria, limit, offset)
+    def find(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = (),
+             after_id: str | None = None, before_id: str | None = None, offset: int = 0) -> list[Record]:
+        return self.find_on(self._reader(), type_, clauses, limit=limit, sort=sort, after_id=after_id,
+                            before_id=before_id, offset=offset)
 
-    def count(self, type_: str, criteria: list[Criterion]) -> int:
-        where, args = _criteria_sql(criteria)
+    def count(self, type_: str, clauses: list[Clause]) -> int:
+        sql = SqlBuilder()
+        where = sql.clauses(clauses, "r")
         return self._reader().execute(
             f"SELECT count(*) FROM resource r WHERE r.type = ? AND r.deleted = 0 AND {where}",
-            [type_, *args]).fetchone()[0]
+            [type_, *sql.args]).fetchone()[0]
 
     def history(self, type_: str | None, id_: str | None, *, since: str | None, before_seq: int | None,
                 limit: int) -> list[tuple[int, Record]]:

@@ -1,0 +1,125 @@
+"""Compiling store queries (``store/query.py``) and conditions (``search/conditions.py``) to SQL.
+
+Each clause becomes ``r.id IN (SELECT id FROM idx_<kind> ...)`` on the alias of the resource
+table, so SQLite answers it from the covering index (type, param, value columns, id); chains
+and ``_has`` nest the same shape with a fresh alias.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from fhir_server.search.conditions import All, AnyOf, Compare, Cond, Not
+from fhir_server.store.query import INDEX_COLUMNS, Chain, Clause, Either, Has, IdIn, Match, Negate, SortKey
+
+SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def _param(value):
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass
+class SqlBuilder:
+    """Accumulates SQL text arguments; hands out unique table aliases."""
+
+    args: list = field(default_factory=list)
+    _aliases: itertools.count = field(default_factory=itertools.count)
+
+    def alias(self, prefix: str) -> str:
+        return f"{prefix}{next(self._aliases)}"
+
+    # -- conditions on one index entry ----------------------------------------------------
+
+    def cond(self, cond: Cond, entry: str, kind: str) -> str:
+        if isinstance(cond, Compare):
+            if cond.column not in INDEX_COLUMNS[kind]:
+                raise ValueError(f"{kind} entries have no column {cond.column}")
+            column = f"{entry}.{cond.column}"
+            if cond.op == "prefix":
+                self.args.append(_like_escape(cond.value) + "%")
+                return f"{column} LIKE ? ESCAPE '\\'"
+            if cond.op == "contains":
+                self.args.append("%" + _like_escape(cond.value) + "%")
+                return f"{column} LIKE ? ESCAPE '\\'"
+            if cond.value is None:
+                return f"{column} IS NULL" if cond.op == "=" else f"{column} IS NOT NULL"
+            self.args.append(_param(cond.value))
+            return f"{column} {SQL_OPS[cond.op]} ?"
+        if isinstance(cond, All):
+            return "(" + " AND ".join(self.cond(c, entry, kind) for c in cond.parts) + ")"
+        if isinstance(cond, AnyOf):
+            return "(" + " OR ".join(self.cond(c, entry, kind) for c in cond.parts) + ")"
+        if isinstance(cond, Not):
+            return f"NOT {self.cond(cond.part, entry, kind)}"
+        raise TypeError(cond)
+
+    # -- clauses on one resource alias ----------------------------------------------------
+
+    def clauses(self, clauses, resource: str) -> str:
+        return " AND ".join(self.clause(c, resource) for c in clauses) or "1"
+
+    def clause(self, clause: Clause, resource: str) -> str:
+        if isinstance(clause, Match):
+            return self._match(clause, resource)
+        if isinstance(clause, IdIn):
+            self.args.extend(clause.ids)
+            return f"{resource}.id IN ({','.join('?' * len(clause.ids))})"
+        if isinstance(clause, Negate):
+            return f"NOT ({self.clause(clause.clause, resource)})"
+        if isinstance(clause, Either):
+            return "(" + " OR ".join(self.clause(c, resource) for c in clause.clauses) + ")"
+        if isinstance(clause, Chain):
+            return self._chain(clause, resource)
+        if isinstance(clause, Has):
+            return self._has(clause, resource)
+        raise TypeError(clause)
+
+    def _match(self, clause: Match, resource: str) -> str:
+        entry = self.alias("x")
+        self.args.append(clause.param)
+        sql = (f"{resource}.id IN (SELECT {entry}.id FROM idx_{clause.kind} {entry}"
+               f" WHERE {entry}.type = {resource}.type AND {entry}.param = ?")
+        if clause.cond is not None:
+            sql += f" AND {self.cond(clause.cond, entry, clause.kind)}"
+        return sql + ")"
+
+    def _chain(self, clause: Chain, resource: str) -> str:
+        entry, target = self.alias("x"), self.alias("r")
+        self.args.extend([clause.param, clause.target_type, clause.target_type])
+        inner = self.clauses(clause.clauses, target)
+        return (f"{resource}.id IN (SELECT {entry}.id FROM idx_reference {entry}"
+                f" WHERE {entry}.type = {resource}.type AND {entry}.param = ? AND {entry}.target_type = ?"
+                f" AND {entry}.target_id IN (SELECT {target}.id FROM resource {target}"
+                f" WHERE {target}.type = ? AND {target}.deleted = 0 AND {inner}))")
+
+    def _has(self, clause: Has, resource: str) -> str:
+        entry, source = self.alias("x"), self.alias("r")
+        self.args.extend([clause.source_type, clause.param, clause.source_type])
+        inner = self.clauses(clause.clauses, source)
+        return (f"{resource}.id IN (SELECT {entry}.target_id FROM idx_reference {entry}"
+                f" WHERE {entry}.type = ? AND {entry}.param = ? AND {entry}.target_type = {resource}.type"
+                f" AND {entry}.id IN (SELECT {source}.id FROM resource {source}"
+                f" WHERE {source}.type = ? AND {source}.deleted = 0 AND {inner}))")
+
+    # -- ordering -------------------------------------------------------------------------
+
+    def sort_expression(self, key: SortKey, resource: str) -> str:
+        """The value a resource sorts by: its smallest entry ascending, its largest descending."""
+        if key.kind == "_id":
+            return f"{resource}.id"
+        if key.kind == "_lastUpdated":
+            return f"(SELECT h.last_updated FROM history h WHERE h.seq = {resource}.seq)"
+        column = {"string": "norm", "token": "code", "date": "high" if key.descending else "low",
+                  "number": "value", "quantity": "value", "reference": "target_id", "uri": "uri"}[key.kind]
+        aggregate = "max" if key.descending else "min"
+        entry = self.alias("s")
+        self.args.append(key.param)
+        return (f"(SELECT {aggregate}({entry}.{column}) FROM idx_{key.kind} {entry}"
+                f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?)")

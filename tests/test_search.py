@@ -1,0 +1,211 @@
+"""Search over real HTTP: every parameter type, modifiers, prefixes, chains, _has, sort, paging."""
+
+from __future__ import annotations
+
+from conftest import patient, unique
+
+TEST_INS = "urn:oid:1.2.250.1.213.1.4.10"
+LOINC = "http://loinc.org"
+
+
+def ids(bundle: dict) -> list[str]:
+    return [e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") == "match"]
+
+
+def search(client, resource_type: str, **params) -> list[str]:
+    r = client.get(f"/{resource_type}", params=params, headers={"Prefer": "handling=strict"})
+    assert r.status_code == 200, r.text
+    return ids(r.json())
+
+
+def create(client, resource: dict) -> str:
+    r = client.post(f"/{resource['resourceType']}", json=resource)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_string_is_accent_and_case_insensitive_prefix(client):
+    tag = unique()
+    hel = create(client, patient(name=[{"family": f"Œuvray{tag}", "given": ["Hélène"]}]))
+    assert search(client, "Patient", family=f"OEUVRAY{tag}") == [hel]
+    assert search(client, "Patient", family="oeuv", given="helene", _id=hel) == [hel]
+    assert search(client, "Patient", **{"family:exact": f"Œuvray{tag}"}) == [hel]
+    assert search(client, "Patient", **{"family:exact": f"oeuvray{tag}"}) == []
+    assert search(client, "Patient", **{"family:contains": f"vray{tag[:4]}"}) == [hel]
+    assert search(client, "Patient", name=f"œuvray{tag}") == [hel]
+
+
+def test_token_forms_and_modifiers(client):
+    ins = unique()
+    with_system = create(client, patient(ins))
+    no_system = create(client, patient(identifier=[{"value": ins}], gender="male"))
+    assert sorted(search(client, "Patient", identifier=ins)) == sorted([with_system, no_system])
+    assert search(client, "Patient", identifier=f"{TEST_INS}|{ins}") == [with_system]
+    assert search(client, "Patient", identifier=f"|{ins}") == [no_system]
+    assert with_system in search(client, "Patient", identifier=f"{TEST_INS}|", _count=1000)
+    both = f"{with_system},{no_system}"
+    assert search(client, "Patient", _id=both, gender="male") == [no_system]
+    assert search(client, "Patient", _id=both, **{"gender:not": "male"}) == [with_system]
+
+
+def test_token_text_and_missing(client):
+    tag = unique()
+    doc = create(client, {"resourceType": "DocumentReference", "status": "current",
+                          "type": {"coding": [{"system": LOINC, "code": "11488-4", "display": f"Compte rendu {tag}"}]},
+                          "content": [{"attachment": {"contentType": "text/plain"}}]})
+    bare = create(client, {"resourceType": "DocumentReference", "status": "current",
+                           "content": [{"attachment": {"contentType": "text/plain", "title": tag}}]})
+    assert search(client, "DocumentReference", **{"type:text": f"compte RENDU {tag}"}) == [doc]
+    assert search(client, "DocumentReference", _id=f"{doc},{bare}", **{"type:missing": "true"}) == [bare]
+    assert search(client, "DocumentReference", _id=f"{doc},{bare}", **{"type:missing": "false"}) == [doc]
+
+
+def test_date_prefixes_and_precision(client):
+    tag = unique()
+    made = {d: create(client, patient(identifier=[{"value": tag}], birthDate=d))
+            for d in ("1979-03-05", "1979-03", "1980-01-01")}
+    def born(value):  # noqa: E306
+        return sorted(search(client, "Patient", identifier=tag, birthdate=value))
+    assert born("1979-03-05") == [made["1979-03-05"]]
+    assert born("1979-03") == sorted([made["1979-03-05"], made["1979-03"]])
+    assert born("1979") == sorted([made["1979-03-05"], made["1979-03"]])
+    assert born("gt1979-12-31") == [made["1980-01-01"]]
+    assert born("lt1979-03-05") == [made["1979-03"]]  # March 1979 starts before the 5th
+    assert born("ge1980") == [made["1980-01-01"]]
+    assert born("ne1979-03-05") == sorted([made["1979-03"], made["1980-01-01"]])
+    assert born("sa1979-03-31") == [made["1980-01-01"]]
+    assert born("eb1980") == sorted([made["1979-03-05"], made["1979-03"]])
+
+
+def test_reference_forms_chain_and_has(client):
+    ins = unique()
+    org = create(client, {"resourceType": "Organization", "name": f"Cabinet {ins}"})
+    pat = create(client, patient(ins, managingOrganization={"reference": f"Organization/{org}"}))
+    doc = create(client, {"resourceType": "DocumentReference", "status": "current",
+                          "subject": {"reference": f"Patient/{pat}"},
+                          "content": [{"attachment": {"contentType": "text/plain"}}]})
+    assert search(client, "DocumentReference", subject=f"Patient/{pat}") == [doc]
+    assert search(client, "DocumentReference", patient=pat) == [doc]
+    assert search(client, "DocumentReference", **{"subject:Patient": pat}) == [doc]
+    assert search(client, "DocumentReference", **{"subject:Patient.identifier": f"{TEST_INS}|{ins}"}) == [doc]
+    assert search(client, "DocumentReference", **{"patient.identifier": f"{TEST_INS}|{ins}"}) == [doc]
+    assert search(client, "DocumentReference", **{"patient.organization.name": f"cabinet {ins}"}) == [doc]
+    assert search(client, "Patient", **{"_has:DocumentReference:patient:status": "current"}, _id=pat) == [pat]
+    assert search(client, "Organization", **{"_has:Patient:organization:_has:DocumentReference:patient:status":
+                                             "current"}, _id=org) == [org]
+    assert search(client, "Patient", **{"_has:DocumentReference:patient:status": "superseded"}, _id=pat) == []
+
+
+def test_iti67_query_as_written_in_the_ig(client):
+    ins = unique()
+    pat = create(client, patient(ins))
+    def doc(date, status="current", code="11502-2"):  # noqa: E306
+        return create(client, {"resourceType": "DocumentReference", "status": status, "date": date,
+                               "type": {"coding": [{"system": LOINC, "code": code}]},
+                               "subject": {"reference": f"Patient/{pat}"},
+                               "content": [{"attachment": {"contentType": "application/pdf"}}]})
+    wanted = doc("2024-06-01T10:00:00+02:00")
+    doc("2023-06-01T10:00:00+02:00")
+    doc("2024-06-01T10:00:00+02:00", status="superseded")
+    doc("2024-06-01T10:00:00+02:00", code="11488-4")
+    r = client.get(f"/DocumentReference?patient.identifier={TEST_INS}|{ins}&status=current"
+                   f"&type={LOINC}|11502-2&date=ge2024-01-01")
+    assert ids(r.json()) == [wanted]
+
+
+def test_pdsm_period_parameters(client):
+    tag = unique()
+    doc = create(client, {"resourceType": "DocumentReference", "status": "current", "description": tag,
+                          "context": {"period": {"start": "2024-02-01", "end": "2024-02-03"}},
+                          "content": [{"attachment": {"contentType": "text/plain"}}]})
+    assert search(client, "DocumentReference", description=tag, **{"period-start": "ge2024-01-31"}) == [doc]
+    assert search(client, "DocumentReference", description=tag, **{"period-end": "lt2024-02-01"}) == []
+
+
+def test_meta_parameters(client):
+    tag = unique()
+    pid = create(client, patient(meta={"tag": [{"system": "urn:tags", "code": tag}],
+                                       "security": [{"system": "urn:sec", "code": f"S{tag}"}],
+                                       "profile": [f"http://example.org/StructureDefinition/{tag}"],
+                                       "source": f"urn:source:{tag}"}))
+    assert search(client, "Patient", _tag=f"urn:tags|{tag}") == [pid]
+    assert search(client, "Patient", _security=f"S{tag}") == [pid]
+    assert search(client, "Patient", _profile=f"http://example.org/StructureDefinition/{tag}") == [pid]
+    assert search(client, "Patient", **{"_profile:below": "http://example.org/StructureDefinition"},
+                  _tag=tag) == [pid]
+    assert search(client, "Patient", _source=f"urn:source:{tag}") == [pid]
+    updated = client.get(f"/Patient/{pid}").json()["meta"]["lastUpdated"]
+    assert search(client, "Patient", _tag=tag, _lastUpdated=f"ge{updated[:10]}") == [pid]
+    assert search(client, "Patient", _tag=tag, _lastUpdated="lt2000-01-01") == []
+
+
+def test_or_and_and_escaping(client):
+    tag = unique()
+    a = create(client, patient(identifier=[{"value": f"{tag},a"}], gender="male"))
+    b = create(client, patient(identifier=[{"value": f"{tag}b"}], gender="female"))
+    assert search(client, "Patient", identifier=f"{tag}\\,a") == [a]
+    assert sorted(search(client, "Patient", identifier=f"{tag}\\,a,{tag}b")) == sorted([a, b])
+    r = client.get("/Patient", params=[("identifier", f"{tag}\\,a,{tag}b"), ("gender", "female")])
+    assert ids(r.json()) == [b]
+
+
+def test_sort_on_several_keys(client):
+    tag = unique()
+    made = [create(client, patient(identifier=[{"value": tag}], name=[{"family": fam, "given": [given]}]))
+            for fam, given in (("Bernard", "Zoé"), ("André", "Luc"), ("Bernard", "Anne"))]
+    r = client.get("/Patient", params={"identifier": tag, "_sort": "family,-given"})
+    assert ids(r.json()) == [made[1], made[0], made[2]]
+    r = client.get("/Patient", params={"identifier": tag, "_sort": "-family,given"})
+    assert ids(r.json()) == [made[2], made[0], made[1]]
+
+
+def test_paging_is_stable_while_data_changes(client):
+    tag = unique()
+    made = {create(client, patient(identifier=[{"value": tag}])) for _ in range(7)}
+    seen, url = [], f"/Patient?identifier={tag}&_count=3"
+    for _ in range(20):  # each page takes 3 and adds 1, so this ends
+        page = client.get(url).json()
+        seen += ids(page)
+        create(client, patient(identifier=[{"value": tag}]))  # written while the client pages
+        client.delete(f"/Patient/{create(client, patient(identifier=[{'value': tag}]))}")
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+        if url is None:
+            break
+    assert made <= set(seen), "an entry that existed throughout was skipped"
+    assert len(seen) == len(set(seen)), "an entry was repeated across pages"
+    first = client.get(f"/Patient?identifier={tag}&_count=3").json()
+    second = client.get(next(link["url"] for link in first["link"] if link["relation"] == "next")).json()
+    back = client.get(next(link["url"] for link in second["link"] if link["relation"] == "previous")).json()
+    assert ids(back) == ids(first)
+
+
+def test_unknown_parameters_reported_or_refused(client):
+    r = client.get("/Patient", params={"nonsense": "1", "_count": 1})
+    assert r.status_code == 200
+    outcome = [e for e in r.json().get("entry", []) if e["search"]["mode"] == "outcome"]
+    assert "nonsense" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+    strict = client.get("/Patient", params={"nonsense": "1"}, headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400
+    assert client.get("/Patient", params={"birthdate": "not-a-date"}).status_code == 400
+
+
+def test_total_and_post_search(client):
+    tag = unique()
+    for _ in range(3):
+        create(client, patient(identifier=[{"value": tag}]))
+    r = client.get("/Patient", params={"identifier": tag, "_total": "accurate", "_count": 1}).json()
+    assert r["total"] == 3 and len(ids(r)) == 1
+    assert "total" not in client.get("/Patient", params={"identifier": tag}).json()
+    posted = client.post("/Patient/_search", data={"identifier": tag})
+    assert len(ids(posted.json())) == 3
+
+
+def test_search_follows_updates_and_deletes(client):
+    tag = unique()
+    pid = create(client, patient(identifier=[{"value": tag}], gender="male"))
+    body = client.get(f"/Patient/{pid}").json()
+    client.put(f"/Patient/{pid}", json={**body, "gender": "female"})
+    assert search(client, "Patient", identifier=tag, gender="male") == []
+    assert search(client, "Patient", identifier=tag, gender="female") == [pid]
+    client.delete(f"/Patient/{pid}")
+    assert search(client, "Patient", identifier=tag) == []
