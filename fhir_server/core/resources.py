@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import secrets
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -27,7 +29,15 @@ def check_id(resource_id: str) -> str:
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A UUID with the version-7 layout: 48 bits of milliseconds first, then random bits.
+
+    Ids that grow with time land at the right edge of the store's B-trees, so a transaction of
+    new resources touches few pages instead of one random page per index per resource.
+    """
+    millis = time.time_ns() // 1_000_000
+    value = (millis & (2**48 - 1)) << 80 | (0x7 << 76) | (secrets.randbits(12) << 64) | (0b10 << 62) \
+        | secrets.randbits(62)
+    return str(uuid.UUID(int=value))
 
 
 def now_instant() -> str:

@@ -50,6 +50,8 @@ def _index_schema() -> str:
     return "\n".join(statements)
 
 
+CACHE_KIB = 256 * 1024  # page cache per connection (SQLite's default is 2 MiB)
+
 RECORD_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.body, h.method"
 
 
@@ -62,6 +64,9 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # keep index pages in memory as the DMP grows
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA wal_autocheckpoint=20000")
     return conn
 
 
@@ -89,8 +94,9 @@ class SqliteUnit:
             "INSERT INTO resource (type, id, version, seq, deleted) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, seq = excluded.seq,"
             " deleted = excluded.deleted", (type_, id_, version, cur.lastrowid, int(deleted)))
-        for kind in INDEX_COLUMNS:
-            self._conn.execute(f"DELETE FROM idx_{kind} WHERE type = ? AND id = ?", (type_, id_))
+        if version > 1:  # a new resource has no entries to replace
+            for kind in INDEX_COLUMNS:
+                self._conn.execute(f"DELETE FROM idx_{kind} WHERE type = ? AND id = ?", (type_, id_))
         return Record(type_, id_, version, last_updated, deleted, body, method)
 
     def put(self, type_: str, id_: str, version: int, body: bytes, *, last_updated: str, method: str,
