@@ -27,6 +27,7 @@ class Settings:
     default_count: int = field(default=50, metadata={"help": "page size when _count is absent"})
     max_count: int = field(default=1000, metadata={"help": "largest _count honoured"})
     max_bundle_entries: int = field(default=10_000, metadata={"help": "largest batch/transaction bundle"})
+    max_include: int = field(default=1000, metadata={"help": "most _include/_revinclude resources per page"})
     sqlite_synchronous: str = field(default="NORMAL", metadata={
         "help": "SQLite synchronous mode: NORMAL survives a process crash, FULL also a power loss"})
 

@@ -209,3 +209,48 @@ def test_search_follows_updates_and_deletes(client):
     assert search(client, "Patient", identifier=tag, gender="female") == [pid]
     client.delete(f"/Patient/{pid}")
     assert search(client, "Patient", identifier=tag) == []
+
+
+def _doc_for(client, pat: str, author: str | None = None) -> str:
+    doc = {"resourceType": "DocumentReference", "status": "current", "subject": {"reference": f"Patient/{pat}"},
+           "content": [{"attachment": {"contentType": "text/plain"}}]}
+    if author:
+        doc["author"] = [{"reference": f"Practitioner/{author}"}]
+    return create(client, doc)
+
+
+def included_ids(bundle: dict) -> list[str]:
+    return sorted(e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == "include")
+
+
+def test_include_and_revinclude(client):
+    org = create(client, {"resourceType": "Organization", "name": unique()})
+    pat = create(client, patient(managingOrganization={"reference": f"Organization/{org}"}))
+    doc_author = create(client, {"resourceType": "Practitioner", "name": [{"family": unique()}]})
+    doc = _doc_for(client, pat, doc_author)
+    r = client.get("/DocumentReference", params={"_id": doc, "_include": "DocumentReference:subject"}).json()
+    assert ids(r) == [doc] and included_ids(r) == [pat]
+    r = client.get("/DocumentReference", params={"_id": doc, "_include": "DocumentReference:*"}).json()
+    assert included_ids(r) == sorted([pat, doc_author])
+    r = client.get("/DocumentReference", params=[("_id", doc), ("_include", "DocumentReference:subject"),
+                                                 ("_include:iterate", "Patient:organization")]).json()
+    assert included_ids(r) == sorted([pat, org])
+    r = client.get("/Patient", params={"_id": pat, "_revinclude": "DocumentReference:subject"}).json()
+    assert ids(r) == [pat] and included_ids(r) == [doc]
+    r = client.get("/Patient", params={"_id": pat, "_include": "Patient:nonsense"},
+                   headers={"Prefer": "handling=strict"})
+    assert r.status_code == 400
+
+
+def test_include_cap_is_reported(tmp_path):
+    import httpx
+    from conftest import ThreadServer
+
+    with ThreadServer(tmp_path, max_include=2) as small, httpx.Client(base_url=small.base) as c:
+        pat = c.post("/Patient", json=patient()).json()["id"]
+        for _ in range(3):
+            _doc_for(c, pat)
+        r = c.get("/Patient", params={"_id": pat, "_revinclude": "DocumentReference:subject"}).json()
+        assert len(included_ids(r)) == 2
+        outcome = [e for e in r["entry"] if e["search"]["mode"] == "outcome"]
+        assert "capped at 2" in outcome[0]["resource"]["issue"][0]["diagnostics"]

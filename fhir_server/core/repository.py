@@ -16,6 +16,7 @@ from fhir_server.core.resources import check_id, check_type, new_id, now_instant
 from fhir_server.core.validation import validate_resource
 from fhir_server.formats import json as fjson
 from fhir_server.search.extract import index_entries
+from fhir_server.search.include import included
 from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
 from fhir_server.store.base import Record, Store, UnitOfWork, VersionConflict
 
@@ -32,6 +33,12 @@ class WriteResult:
 class SearchResult:
     records: list[Record]
     plan: SearchPlan  # what was understood; ``plan.unsupported`` was ignored
+
+
+@dataclass(frozen=True)
+class Included:
+    records: list[Record]
+    capped: bool  # the include cap cut the list short
 
 
 def gone(record: Record) -> FhirError:
@@ -235,6 +242,13 @@ class Repository:
             records = self.store.find(resource_type, plan.clauses, limit=count, after_id=after_id,
                                       before_id=before_id)
         return SearchResult(records, plan)
+
+    def included(self, matches: list[Record], plan: SearchPlan, cap: int) -> Included:
+        """The ``_include`` / ``_revinclude`` resources of a page of matches, at most ``cap``."""
+        if not plan.includes and not plan.revincludes:
+            return Included([], False)
+        records, capped = included(self.store, matches, plan.includes, plan.revincludes, cap)
+        return Included(records, capped)
 
     def count(self, resource_type: str, params: list[tuple[str, str]] = ()) -> int:
         """How many current resources match a search (all of the type without parameters)."""

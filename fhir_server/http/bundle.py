@@ -18,8 +18,10 @@ def _read_entry(request: Request, e: processing.Entry) -> dict:
     repository = repo(request)
     if e.id is None:
         params = processing.query_params(e)
-        found = searchset(repository, base_url(request), e.type, params,
-                          count_value(dict(params).get("_count"), settings(request)), strict=False)
+        config = settings(request)
+        count = count_value(dict(params).get("_count"), config)
+        found = searchset(repository, base_url(request), e.type, params, count, strict=False,
+                          include_cap=config.max_include)
         return {"resource": found, "response": {"status": "200 OK"}}
     record = repository.vread(e.type, e.id, e.version) if e.version else repository.read(e.type, e.id)
     return processing.read_response(record)

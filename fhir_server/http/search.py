@@ -43,8 +43,13 @@ def _links(url: str, criteria: list, records: list, more: bool, sorted_: bool, p
     return links
 
 
+def _capped_entry(cap: int) -> dict:
+    issue = Issue("too-costly", f"Included resources were capped at {cap} (MES_MAX_INCLUDE)", severity="warning")
+    return {"resource": operation_outcome([issue]), "search": {"mode": "outcome"}}
+
+
 def searchset(repository: Repository, base: str, resource_type: str, params: list[tuple[str, str]],
-              count: int, strict: bool) -> dict:
+              count: int, strict: bool, include_cap: int) -> dict:
     """The searchset Bundle for ``params`` (shared by the search URL and search entries of Bundles)."""
     given = dict(params)
     paging = {k: given[k] for k in PAGING_PARAMS if k in given}
@@ -56,10 +61,13 @@ def searchset(repository: Repository, base: str, resource_type: str, params: lis
         raise FhirError(400, "not-supported", f"Unsupported search parameters: {', '.join(plan.unsupported)}")
     more = len(result.records) > count
     records = result.records[1:] if more and "_before" in paging else result.records[:count]
-    entries = [{"fullUrl": resource_url(base, r), "resource": embedded(r), "search": {"mode": "match"}}
-               for r in records]
+    extra = repository.included(records, plan, include_cap)
+    entries = [{"fullUrl": resource_url(base, r), "resource": embedded(r), "search": {"mode": mode}}
+               for mode, group in (("match", records), ("include", extra.records)) for r in group]
     if plan.unsupported:
         entries.append(_unsupported_entry(plan.unsupported))
+    if extra.capped:
+        entries.append(_capped_entry(include_cap))
     criteria = [(k, v) for k, v in params if k not in PAGING_PARAMS]
     links = _links(f"{base}/{resource_type}", criteria, records, more, bool(plan.sort), paging)
     total = repository.count(resource_type, params) if given.get("_total") in ("accurate", "estimate") else None
@@ -68,8 +76,9 @@ def searchset(repository: Repository, base: str, resource_type: str, params: lis
 
 async def _search(request: Request, params: list[tuple[str, str]]) -> Response:
     count = count_value(dict(params).get("_count"), settings(request))
+    config = settings(request)
     found = searchset(repo(request), base_url(request), request.path_params["type"], params, count,
-                      prefer(request).strict)
+                      prefer(request).strict, config.max_include)
     return render(request, found)
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Compare:
-    """``column op value`` with op one of ``= != < <= > >=``; also ``prefix`` (starts with) and
-    ``contains`` for text columns."""
+    """``column op value`` with op one of ``= != < <= > >=``; ``prefix`` (starts with) and
+    ``contains`` for text columns; ``in`` with a tuple of values."""
 
     column: str
     op: str

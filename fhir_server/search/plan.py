@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from fhir_server.core.errors import FhirError
 from fhir_server.search.conditions import Compare, Cond, all_of, any_of
+from fhir_server.search.include import IncludeSpec, parse_includes
 from fhir_server.search.parse import HasOccurrence, Link, parse, unescape
 from fhir_server.search.registry import SearchParam, params_for
 from fhir_server.search.values import date, number, reference, string, token, uri
@@ -37,6 +38,8 @@ class SearchPlan:
     resource_type: str
     clauses: list[Clause] = field(default_factory=list)
     sort: tuple[SortKey, ...] = ()
+    includes: list[IncludeSpec] = field(default_factory=list)
+    revincludes: list[IncludeSpec] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
     result_params: dict[str, list[str]] = field(default_factory=dict)
 
@@ -200,6 +203,11 @@ def plan_search(resource_type: str, params: list[tuple[str, str]], local_base: s
         except Unsupported:
             plan.unsupported.append(occurrence.raw_name)
     plan.sort = _sort(resource_type, result_params.get("_sort", []), plan.unsupported)
+    for reverse, name in ((False, "_include"), (True, "_revinclude")):
+        specs = parse_includes(result_params.get(name, []), False, reverse, plan.unsupported)
+        specs += parse_includes(result_params.get(f"{name}:iterate", []) + result_params.get(f"{name}:recurse", []),
+                                True, reverse, plan.unsupported)
+        (plan.revincludes if reverse else plan.includes).extend(specs)
     return plan
 
 

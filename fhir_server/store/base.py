@@ -73,6 +73,10 @@ class Store(Protocol):
 
     def count(self, type_: str, clauses: list[Clause]) -> int: ...
 
+    def references_from(self, type_: str, ids: list[str], param: str | None) -> list[tuple[str, str, str]]:
+        """(owner id, target type, target id) of the reference entries of ``ids`` (all params if None)."""
+        ...
+
     def history(self, type_: str | None, id_: str | None, *, since: str | None, before_seq: int | None,
                 limit: int) -> list[tuple[int, Record]]:
         """Versions newest first, each with its store-wide sequence number (for stable paging)."""

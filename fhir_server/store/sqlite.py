@@ -196,6 +196,19 @@ class SqliteStore:
             f"SELECT count(*) FROM resource r WHERE r.type = ? AND r.deleted = 0 AND {where}",
             [type_, *sql.args]).fetchone()[0]
 
+    def references_from(self, type_: str, ids: list[str], param: str | None) -> list[tuple[str, str, str]]:
+        """(owner id, target type, target id) of the reference entries of ``ids`` (all params if None)."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        sql = (f"SELECT id, target_type, target_id FROM idx_reference WHERE type = ? AND id IN ({marks})"
+               " AND target_id IS NOT NULL")
+        args = [type_, *ids]
+        if param is not None:
+            sql += " AND param = ?"
+            args.append(param)
+        return self._reader().execute(sql, args).fetchall()
+
     def history(self, type_: str | None, id_: str | None, *, since: str | None, before_seq: int | None,
                 limit: int) -> list[tuple[int, Record]]:
         clauses, args = [], []

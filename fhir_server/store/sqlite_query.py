@@ -48,6 +48,9 @@ class SqlBuilder:
             if cond.op == "contains":
                 self.args.append("%" + _like_escape(cond.value) + "%")
                 return f"{column} LIKE ? ESCAPE '\\'"
+            if cond.op == "in":
+                self.args.extend(_param(v) for v in cond.value)
+                return f"{column} IN ({','.join('?' * len(cond.value))})"
             if cond.value is None:
                 return f"{column} IS NULL" if cond.op == "=" else f"{column} IS NOT NULL"
             self.args.append(_param(cond.value))
