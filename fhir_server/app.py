@@ -39,7 +39,7 @@ def needs_criteria(handler: Handler) -> Handler:
 
 def fhir_routes() -> Router:
     router = Router()
-    router.add("/fhir", POST=bundle.transaction_or_batch)
+    router.add("/fhir", GET=search.system_search, POST=bundle.transaction_or_batch)
     router.add("/fhir/metadata", GET=metadata.metadata)
     router.add("/fhir/_history", GET=history.history)
     router.add("/fhir/{type}", GET=search.search_get, POST=write.create,
@@ -48,6 +48,7 @@ def fhir_routes() -> Router:
     router.add("/fhir/{type}/_search", POST=search.search_post)
     router.add("/fhir/{type}/{id}", GET=read.read, PUT=write.update, DELETE=write.delete, PATCH=write.patch)
     router.add("/fhir/{type}/{id}/_history", GET=history.history)
+    router.add("/fhir/{compartment}/{cid}/{type}", GET=search.compartment_search)
     router.add("/fhir/{type}/{id}/_history/{vid}", GET=read.vread)
     return router
 

@@ -254,3 +254,35 @@ def test_include_cap_is_reported(tmp_path):
         assert len(included_ids(r)) == 2
         outcome = [e for e in r["entry"] if e["search"]["mode"] == "outcome"]
         assert "capped at 2" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+
+
+def test_compartment_search(client):
+    pat = create(client, patient())
+    other = create(client, patient())
+    mine = _doc_for(client, pat)
+    _doc_for(client, other)
+    r = client.get(f"/Patient/{pat}/DocumentReference")
+    assert r.status_code == 200
+    assert ids(r.json()) == [mine]
+    assert ids(client.get(f"/Patient/{pat}/DocumentReference", params={"status": "superseded"}).json()) == []
+    assert ids(client.get(f"/Patient/{pat}/Patient").json()) == [pat]
+    assert ids(client.get(f"/Patient/{pat}/Organization").json()) == []
+    assert client.get(f"/Practitioner/{pat}/DocumentReference").status_code == 404
+    assert client.get(f"/Patient/{pat}/Observation").status_code == 404
+
+
+def test_system_search_over_several_types(client):
+    tag = unique()
+    pat = create(client, patient(identifier=[{"value": tag}]))
+    prac = create(client, {"resourceType": "Practitioner", "identifier": [{"value": tag}]})
+    org = create(client, {"resourceType": "Organization", "identifier": [{"value": tag}]})
+    r = client.get("", params={"_type": "Patient,Practitioner,Organization", "identifier": tag})
+    assert r.status_code == 200, r.text
+    assert sorted(ids(r.json())) == sorted([pat, prac, org])
+    first = client.get("", params={"_type": "Patient,Practitioner,Organization", "identifier": tag, "_count": 2})
+    page = first.json()
+    nxt = next(link["url"] for link in page["link"] if link["relation"] == "next")
+    rest = client.get(nxt).json()
+    assert sorted(ids(page) + ids(rest)) == sorted([pat, prac, org])
+    r = client.get("", params={"_type": "Patient", "_id": pat})
+    assert ids(r.json()) == [pat]

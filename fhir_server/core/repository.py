@@ -19,6 +19,7 @@ from fhir_server.search.extract import index_entries
 from fhir_server.search.include import included
 from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
 from fhir_server.store.base import Record, Store, UnitOfWork, VersionConflict
+from fhir_server.store.query import Clause
 
 
 @dataclass(frozen=True)
@@ -232,10 +233,14 @@ class Repository:
         return record
 
     def search(self, resource_type: str, params: list[tuple[str, str]], *, count: int, after_id: str | None = None,
-               before_id: str | None = None, offset: int = 0) -> SearchResult:
-        """Matches of a search: keyset paging around ids, or ``offset`` when sorted."""
+               before_id: str | None = None, offset: int = 0, within: tuple[Clause, ...] = ()) -> SearchResult:
+        """Matches of a search: keyset paging around ids, or ``offset`` when sorted.
+
+        ``within`` narrows the search further (a compartment, for instance).
+        """
         check_type(resource_type)
         plan = plan_search(resource_type, params, self.local_base)
+        plan.clauses.extend(within)
         if plan.sort:
             records = self.store.find(resource_type, plan.clauses, limit=count, sort=plan.sort, offset=offset)
         else:

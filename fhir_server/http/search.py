@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from fhir_server.config import SUPPORTED_TYPES
 from fhir_server.core.errors import FhirError, Issue, operation_outcome
 from fhir_server.core.repository import Repository
+from fhir_server.core.resources import check_id, check_type
 from fhir_server.http.bundles import bundle, embedded, link, resource_url
 from fhir_server.http.context import base_url, repo, settings
 from fhir_server.http.negotiation import prefer
 from fhir_server.http.paging import count_value, non_negative_value
 from fhir_server.http.responses import Response, render
+from fhir_server.search.compartment import compartment_clause
+from fhir_server.store.query import Clause
 
 PAGING_PARAMS = ("_cursor", "_before", "_offset")
 
@@ -49,13 +53,14 @@ def _capped_entry(cap: int) -> dict:
 
 
 def searchset(repository: Repository, base: str, resource_type: str, params: list[tuple[str, str]],
-              count: int, strict: bool, include_cap: int) -> dict:
-    """The searchset Bundle for ``params`` (shared by the search URL and search entries of Bundles)."""
+              count: int, strict: bool, include_cap: int, within: tuple[Clause, ...] = (),
+              url: str | None = None) -> dict:
+    """The searchset Bundle for ``params`` (shared by the search URL, compartments and Bundle entries)."""
     given = dict(params)
     paging = {k: given[k] for k in PAGING_PARAMS if k in given}
     offset = non_negative_value(paging.get("_offset"), "_offset") or 0
     result = repository.search(resource_type, params, count=count + 1, after_id=paging.get("_cursor"),
-                               before_id=paging.get("_before"), offset=offset)
+                               before_id=paging.get("_before"), offset=offset, within=within)
     plan = result.plan
     if plan.unsupported and strict:
         raise FhirError(400, "not-supported", f"Unsupported search parameters: {', '.join(plan.unsupported)}")
@@ -69,17 +74,26 @@ def searchset(repository: Repository, base: str, resource_type: str, params: lis
     if extra.capped:
         entries.append(_capped_entry(include_cap))
     criteria = [(k, v) for k, v in params if k not in PAGING_PARAMS]
-    links = _links(f"{base}/{resource_type}", criteria, records, more, bool(plan.sort), paging)
+    links = _links(url or f"{base}/{resource_type}", criteria, records, more, bool(plan.sort), paging)
     total = repository.count(resource_type, params) if given.get("_total") in ("accurate", "estimate") else None
     return bundle("searchset", entries, links, total)
 
 
-async def _search(request: Request, params: list[tuple[str, str]]) -> Response:
-    count = count_value(dict(params).get("_count"), settings(request))
+async def _search(request: Request, params: list[tuple[str, str]], within: tuple[Clause, ...] = (),
+                  url: str | None = None) -> Response:
     config = settings(request)
-    found = searchset(repo(request), base_url(request), request.path_params["type"], params, count,
-                      prefer(request).strict, config.max_include)
+    count = count_value(dict(params).get("_count"), config)
+    found = searchset(repo(request), base_url(request), check_type(request.path_params["type"]), params, count,
+                      prefer(request).strict, config.max_include, within, url)
     return render(request, found)
+
+
+async def compartment_search(request: Request) -> Response:
+    """``GET Patient/[id]/[type]?…``: the search limited to the patient's compartment."""
+    p = request.path_params
+    within = (compartment_clause(p["compartment"], check_id(p["cid"]), check_type(p["type"])),)
+    url = f"{base_url(request)}/{p['compartment']}/{p['cid']}/{p['type']}"
+    return await _search(request, list(request.query_params.multi_items()), within, url)
 
 
 async def search_get(request: Request) -> Response:
@@ -91,3 +105,45 @@ async def search_post(request: Request) -> Response:
     form = await request.form()
     params = [*request.query_params.multi_items(), *((k, str(v)) for k, v in form.multi_items())]
     return await _search(request, params)
+
+
+def _system_page(repository: Repository, types: list[str], params: list[tuple[str, str]], count: int,
+                 cursor: str | None) -> tuple[list, list[str], bool]:
+    """Matches across types, in (type order, id) order, starting after ``cursor`` = "Type/id"."""
+    start_type, _, start_id = (cursor or "").partition("/")
+    records, unsupported = [], []
+    started = cursor is None
+    for resource_type in types:
+        if not started and resource_type != start_type:
+            continue
+        after = start_id if not started else None
+        started = True
+        result = repository.search(resource_type, params, count=count + 1 - len(records), after_id=after)
+        unsupported += [f"{resource_type}:{name}" for name in result.plan.unsupported]
+        records += result.records
+        if len(records) > count:
+            return records[:count], unsupported, True
+    return records, unsupported, False
+
+
+async def system_search(request: Request) -> Response:
+    """``GET [base]?_type=A,B&…``: one search over several types (all types without ``_type``)."""
+    config = settings(request)
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("_type", "_cursor")]
+    wanted = request.query_params.get("_type")
+    types = [check_type(t) for t in wanted.split(",")] if wanted else list(SUPPORTED_TYPES)
+    count = count_value(request.query_params.get("_count"), config)
+    records, unsupported, more = _system_page(repo(request), types, params, count,
+                                              request.query_params.get("_cursor"))
+    if unsupported and prefer(request).strict:
+        raise FhirError(400, "not-supported", f"Unsupported search parameters: {', '.join(unsupported)}")
+    base = base_url(request)
+    entries = [{"fullUrl": resource_url(base, r), "resource": embedded(r), "search": {"mode": "match"}}
+               for r in records]
+    if unsupported:
+        entries.append(_unsupported_entry(unsupported))
+    criteria = [(k, v) for k, v in request.query_params.multi_items() if k != "_cursor"]
+    links = [link("self", base, list(request.query_params.multi_items()))]
+    if more:
+        links.append(link("next", base, [*criteria, ("_cursor", f"{records[-1].type}/{records[-1].id}")]))
+    return render(request, bundle("searchset", entries, links))

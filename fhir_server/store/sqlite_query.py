@@ -72,6 +72,8 @@ class SqlBuilder:
         if isinstance(clause, Match):
             return self._match(clause, resource)
         if isinstance(clause, IdIn):
+            if not clause.ids:
+                return "0"
             self.args.extend(clause.ids)
             return f"{resource}.id IN ({','.join('?' * len(clause.ids))})"
         if isinstance(clause, Negate):
