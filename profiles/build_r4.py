@@ -81,8 +81,16 @@ def _flatten(concepts: list) -> list[str]:
     return out
 
 
+def _summary(sd: dict) -> list[str]:
+    """Top-level element names marked isSummary (``_summary=true``), choices as ``name[x]``."""
+    prefix = sd["type"] + "."
+    return [el["path"][len(prefix):] for el in sd["snapshot"]["element"][1:]
+            if el["path"].count(".") == 1 and el.get("isSummary")]
+
+
 def build(package: Path) -> None:
     types: dict = {}
+    summary: dict[str, list[str]] = {}
     mandatory: dict[str, list[str]] = {}
     valuesets: dict = {}
     codesystems: dict = {}
@@ -102,6 +110,8 @@ def build(package: Path) -> None:
                                          "elements": _elements(sd)}
                     if paths := _mandatory(sd):
                         mandatory[sd["type"]] = paths
+                    if sd["kind"] == "resource" and SERVED & {sd["type"]}:
+                        summary[sd["type"]] = _summary(sd)
             elif name.startswith("SearchParameter-"):
                 sp = json.load(tar.extractfile(member))
                 if SERVED & set(sp.get("base", [])):
@@ -122,6 +132,7 @@ def build(package: Path) -> None:
     search_parameters.sort(key=lambda sp: sp["url"])
     (HERE / "search-parameters.json").write_text(json.dumps(search_parameters, indent=1))
     (HERE / "compartment-patient.json").write_text(json.dumps(compartments[0], indent=1))
+    (HERE / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
     (HERE / "required-valuesets.json").write_text(
         json.dumps({k: v for k, v in expanded.items() if v}, separators=(",", ":"), sort_keys=True))
     systems = {url: _systems(valuesets[url]) for url, codes in expanded.items() if codes}

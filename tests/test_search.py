@@ -286,3 +286,27 @@ def test_system_search_over_several_types(client):
     assert sorted(ids(page) + ids(rest)) == sorted([pat, prac, org])
     r = client.get("", params={"_type": "Patient", "_id": pat})
     assert ids(r.json()) == [pat]
+
+
+def test_summary_and_elements(client):
+    tag = unique()
+    pid = create(client, patient(identifier=[{"value": tag}], text={
+        "status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Hélène</div>'},
+        maritalStatus={"text": "Mariée"}))
+    summary = client.get("/Patient", params={"identifier": tag, "_summary": "true"}).json()
+    resource = summary["entry"][0]["resource"]
+    assert "maritalStatus" not in resource and "text" not in resource
+    assert resource["name"] and resource["birthDate"]
+    assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"} \
+        in resource["meta"]["tag"]
+    data = client.get("/Patient", params={"identifier": tag, "_summary": "data"}).json()["entry"][0]["resource"]
+    assert "text" not in data and data["maritalStatus"]
+    text = client.get("/Patient", params={"identifier": tag, "_summary": "text"}).json()["entry"][0]["resource"]
+    assert text["text"]["status"] == "generated" and "name" not in text
+    count = client.get("/Patient", params={"identifier": tag, "_summary": "count"}).json()
+    assert count["total"] == 1 and "entry" not in count
+    only = client.get("/Patient", params={"identifier": tag, "_elements": "gender"}).json()["entry"][0]["resource"]
+    assert set(only) == {"resourceType", "id", "meta", "gender"}
+    read = client.get(f"/Patient/{pid}", params={"_elements": "birthDate"}).json()
+    assert set(read) == {"resourceType", "id", "meta", "birthDate"}
+    assert client.get("/Patient", params={"_summary": "maybe"}).status_code == 400

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from fhir_server.formats import json as fjson
 from fhir_server.http.context import header, query_param, repo
 from fhir_server.http.negotiation import FORMATS
-from fhir_server.http.responses import Response, etag, http_date, render_record
+from fhir_server.http.responses import Response, etag, http_date, render, render_record
+from fhir_server.http.subsetting import requested, subset
 from fhir_server.store.base import Record
 
 
@@ -52,6 +53,10 @@ def _respond(request: Request, record: Record) -> Response:
         return Response(status_code=304, headers={"ETag": etag(record.version)})
     if record.type == "Binary" and _wants_raw_binary(request):
         return _raw_binary(record)
+    summary, elements = query_param(request, "_summary"), query_param(request, "_elements")
+    if requested(summary, elements):
+        headers = {"ETag": etag(record.version), "Last-Modified": http_date(record.last_updated)}
+        return render(request, subset(record, summary, elements), 200, headers)
     return render_record(request, record)
 
 

@@ -18,6 +18,7 @@ from fhir_server.http.context import base_url, repo, settings
 from fhir_server.http.negotiation import prefer
 from fhir_server.http.paging import count_value, non_negative_value
 from fhir_server.http.responses import Response, render
+from fhir_server.http.subsetting import requested, subset
 from fhir_server.search.compartment import compartment_clause
 from fhir_server.store.query import Clause
 
@@ -66,8 +67,12 @@ def searchset(repository: Repository, base: str, resource_type: str, params: lis
         raise FhirError(400, "not-supported", f"Unsupported search parameters: {', '.join(plan.unsupported)}")
     more = len(result.records) > count
     records = result.records[1:] if more and "_before" in paging else result.records[:count]
+    summary, elements = given.get("_summary"), given.get("_elements")
+    if summary == "count":
+        return bundle("searchset", [], [], repository.count(resource_type, params))
+    shape = (lambda r: subset(r, summary, elements)) if requested(summary, elements) else embedded
     extra = repository.included(records, plan, include_cap)
-    entries = [{"fullUrl": resource_url(base, r), "resource": embedded(r), "search": {"mode": mode}}
+    entries = [{"fullUrl": resource_url(base, r), "resource": shape(r), "search": {"mode": mode}}
                for mode, group in (("match", records), ("include", extra.records)) for r in group]
     if plan.unsupported:
         entries.append(_unsupported_entry(plan.unsupported))
