@@ -310,3 +310,17 @@ def test_summary_and_elements(client):
     read = client.get(f"/Patient/{pid}", params={"_elements": "birthDate"}).json()
     assert set(read) == {"resourceType", "id", "meta", "birthDate"}
     assert client.get("/Patient", params={"_summary": "maybe"}).status_code == 400
+
+
+def test_identifier_of_type_and_reference_identifier(client):
+    ins = unique()
+    v2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+    pid = create(client, patient(identifier=[{"type": {"coding": [{"system": v2, "code": "MR"}]},
+                                              "system": "urn:ipp", "value": ins}]))
+    assert search(client, "Patient", **{"identifier:of-type": f"{v2}|MR|{ins}"}) == [pid]
+    assert search(client, "Patient", **{"identifier:of-type": f"{v2}|PI|{ins}"}) == []
+    doc = create(client, {"resourceType": "DocumentReference", "status": "current",
+                          "subject": {"identifier": {"system": TEST_INS, "value": ins}},
+                          "content": [{"attachment": {"contentType": "text/plain"}}]})
+    assert search(client, "DocumentReference", **{"subject:identifier": f"{TEST_INS}|{ins}"}) == [doc]
+    assert search(client, "DocumentReference", **{"subject:identifier": f"urn:other|{ins}"}) == []

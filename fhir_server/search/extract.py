@@ -18,11 +18,18 @@ def _string(code: str, value) -> Iterator[IndexEntry]:
         yield IndexEntry("string", code, (string.fold(text), text))
 
 
+#: Index names of the entries behind two modifiers (kept in the token table).
+OF_TYPE = "{}:of-type"
+IDENTIFIER = "{}:identifier"
+
+
 def _token(code: str, value) -> Iterator[IndexEntry]:
     for t in token.tokens(value):
         yield IndexEntry("token", code, (t.system, t.code, string.fold(t.display) if t.display else None))
     for text in token.texts(value):
         yield IndexEntry("token", code, (None, None, string.fold(text)))
+    for type_system, type_code, identifier in token.identifier_types(value):
+        yield IndexEntry("token", OF_TYPE.format(code), (type_system, f"{type_code}|{identifier}", None))
 
 
 def _date(code: str, value) -> Iterator[IndexEntry]:
@@ -55,6 +62,8 @@ EXTRACTORS = {"string": _string, "token": _token, "date": _date, "number": _numb
 def _reference(param: SearchParam, value, local_base: str | None) -> Iterator[IndexEntry]:
     for ref in reference.references(value, local_base=local_base):
         yield IndexEntry("reference", param.code, (ref.type, ref.id, ref.version, ref.url))
+    for system, identifier in reference.reference_identifiers(value):
+        yield IndexEntry("token", IDENTIFIER.format(param.code), (system, identifier, None))
 
 
 def index_entries(resource: dict, local_base: str | None = None) -> list[IndexEntry]:

@@ -11,20 +11,21 @@ from urllib.parse import parse_qsl
 
 from fhir_server.core.errors import FhirError
 from fhir_server.search.conditions import Compare, Cond, all_of, any_of
+from fhir_server.search.extract import IDENTIFIER, OF_TYPE
 from fhir_server.search.include import IncludeSpec, parse_includes
 from fhir_server.search.parse import HasOccurrence, Link, parse, unescape
 from fhir_server.search.registry import SearchParam, params_for
 from fhir_server.search.values import date, number, reference, string, token, uri
 from fhir_server.store.query import Chain, Clause, Either, Has, IdIn, Match, Negate, SortKey
 
-TOKEN_MODIFIERS = {None, "not", "text", "missing", "above", "below"}
+TOKEN_MODIFIERS = {None, "not", "text", "missing", "above", "below", "of-type"}
 MODIFIERS = {
     "string": {None, "exact", "contains", "missing"},
     "token": TOKEN_MODIFIERS,
     "date": {None, "missing"},
     "number": {None, "missing"},
     "quantity": {None, "missing"},
-    "reference": {None, "missing"},  # plus :[type]
+    "reference": {None, "missing", "identifier"},  # plus :[type]
     "uri": {None, "above", "below", "missing"},
 }
 
@@ -64,6 +65,11 @@ def _token_cond(value: str, modifier: str | None) -> Cond:
     if not q.any_system:
         parts.append(Compare("system", "=", q.system))
     return all_of(*parts) if parts else Compare("code", "!=", None)
+
+
+def _of_type_cond(value: str) -> Cond:
+    system, code, identifier = token.parse_of_type(value)
+    return all_of(Compare("system", "=", system), Compare("code", "=", f"{code}|{identifier}"))
 
 
 def _reference_cond(value: str, modifier: str | None, local_base: str | None) -> Cond:
@@ -156,6 +162,10 @@ def _occurrence(resource_type: str, links: tuple[Link, ...], values: tuple[str, 
         raise Unsupported(f"{first.name}:{modifier}")
     if param.type == "token" and modifier in ("above", "below"):
         raise Unsupported(f"{first.name}:{modifier}")
+    if modifier == "identifier":  # a reference searched by the identifier it carries
+        return Match("token", IDENTIFIER.format(param.code), any_of(*(_token_cond(v, None) for v in values)))
+    if modifier == "of-type":
+        return Match("token", OF_TYPE.format(param.code), any_of(*(_of_type_cond(v) for v in values)))
     conds = [value_cond(param, v, modifier, local_base) for v in values]
     match = Match(param.type, param.code, any_of(*conds))
     return Negate(match) if modifier == "not" else match
