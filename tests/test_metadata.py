@@ -16,7 +16,10 @@ def test_capability_statement(client):
     assert set(cs["format"]) == {"application/fhir+json", "application/fhir+xml"}
     rest = cs["rest"][0]
     assert [r["type"] for r in rest["resource"]] == list(SUPPORTED_TYPES)
-    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "history-system"}
+    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "history-system", "search-system"}
+    patient = next(r for r in rest["resource"] if r["type"] == "Patient")
+    assert "DocumentReference:subject" in patient["searchRevInclude"]
+    assert "Patient:organization" in patient["searchInclude"]
 
 
 def test_every_declared_interaction_and_search_param_answers(client):

@@ -14,7 +14,7 @@ from fhir_server.search.registry import params_for
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type",
                      "create", "search-type")
-SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system", "search-system")
 
 
 def _search_params(resource_type: str) -> list[dict]:
@@ -34,8 +34,16 @@ def _resource(resource_type: str) -> dict:
         "conditionalRead": "full-support",
         "conditionalUpdate": True,
         "conditionalDelete": "single",
+        "searchInclude": ["*", *(f"{resource_type}:{p.code}" for p in _references(resource_type))],
+        "searchRevInclude": sorted(f"{t}:{p.code}" for t in SUPPORTED_TYPES for p in _references(t)
+                                   if resource_type in p.targets),
         "searchParam": _search_params(resource_type),
     }
+
+
+def _references(resource_type: str) -> list:
+    return sorted((p for p in params_for(resource_type).values() if p.type == "reference" and p.indexed),
+                  key=lambda p: p.code)
 
 
 @cache
