@@ -146,15 +146,33 @@ class StoreContract:
     def test_find_pages_sorts_and_counts(self, store):
         for i in range(5):
             put(store, f"page{i}", 1, tokens=[token("paged"), IndexEntry("string", "family", (f"n{4 - i}", "x"))])
+        put(store, "nameless", 1, tokens=[token("paged")])
         crit = by_token("urn:sys", "paged")
-        first = ids(store, crit, after_id=None)[:3]
-        assert first == ["page0", "page1", "page2"]
-        assert ids(store, crit, after_id="page2") == ["page3", "page4"]
-        assert ids(store, crit, before_id="page3")[-2:] == ["page1", "page2"]
-        assert store.count("Patient", crit) == 5
-        by_name = ids(store, crit, sort=(SortKey("string", "family"),))
-        assert by_name == ["page4", "page3", "page2", "page1", "page0"]
-        assert ids(store, crit, sort=(SortKey("string", "family", descending=True),), offset=3) == ["page3", "page4"]
+        assert store.count("Patient", crit) == 6
+        assert ids(store, crit) == ["nameless", "page0", "page1", "page2", "page3", "page4"]
+        by_name = (SortKey("string", "family"),)
+        assert ids(store, crit, sort=by_name) == ["page4", "page3", "page2", "page1", "page0", "nameless"]
+        descending = (SortKey("string", "family", descending=True),)
+        assert ids(store, crit, sort=descending) == ["page0", "page1", "page2", "page3", "page4", "nameless"]
+
+    def test_keyset_pages_walk_every_order_once(self, store):
+        for i in range(7):
+            put(store, f"k{i}", 1, tokens=[token("keyset")] + ([IndexEntry("string", "family", (f"n{i % 3}", "x"))]
+                                                               if i != 3 else []))
+        crit = by_token("urn:sys", "keyset")
+        for sort in ((), (SortKey("string", "family"),), (SortKey("string", "family", descending=True),)):
+            full = [r.id for r, _ in store.page("Patient", crit, limit=100, sort=sort)]
+            walked, after = [], None
+            while True:
+                page = store.page("Patient", crit, limit=2, sort=sort, after=after)
+                if not page:
+                    break
+                walked += [r.id for r, _ in page]
+                after = page[-1][1]
+            assert walked == full, sort
+            last_two = store.page("Patient", crit, limit=2, sort=sort, before=store.page(
+                "Patient", crit, limit=100, sort=sort)[-1][1])
+            assert [r.id for r, _ in last_two] == full[-3:-1], sort
 
     def test_history_newest_first_with_since_and_cursor(self, store):
         put(store, "h1", 1, when=T1, method="POST")

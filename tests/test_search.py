@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import patient, unique
 
 TEST_INS = "urn:oid:1.2.250.1.213.1.4.10"
@@ -159,10 +160,12 @@ def test_sort_on_several_keys(client):
     assert ids(r.json()) == [made[2], made[0], made[1]]
 
 
-def test_paging_is_stable_while_data_changes(client):
+@pytest.mark.parametrize("sort", ["", "&_sort=family", "&_sort=-birthdate,family"])
+def test_paging_is_stable_while_data_changes(client, sort):
     tag = unique()
-    made = {create(client, patient(identifier=[{"value": tag}])) for _ in range(7)}
-    seen, url = [], f"/Patient?identifier={tag}&_count=3"
+    made = {create(client, patient(identifier=[{"value": tag}], name=[{"family": f"F{i % 3}"}],
+                                   birthDate=f"19{70 + i % 4}")) for i in range(7)}
+    seen, url = [], f"/Patient?identifier={tag}&_count=3{sort}"
     for _ in range(20):  # each page takes 3 and adds 1, so this ends
         page = client.get(url).json()
         seen += ids(page)
@@ -173,7 +176,7 @@ def test_paging_is_stable_while_data_changes(client):
             break
     assert made <= set(seen), "an entry that existed throughout was skipped"
     assert len(seen) == len(set(seen)), "an entry was repeated across pages"
-    first = client.get(f"/Patient?identifier={tag}&_count=3").json()
+    first = client.get(f"/Patient?identifier={tag}&_count=3{sort}").json()
     second = client.get(next(link["url"] for link in first["link"] if link["relation"] == "next")).json()
     back = client.get(next(link["url"] for link in second["link"] if link["relation"] == "previous")).json()
     assert ids(back) == ids(first)

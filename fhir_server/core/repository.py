@@ -33,6 +33,7 @@ class WriteResult:
 @dataclass(frozen=True)
 class SearchResult:
     records: list[Record]
+    positions: list[tuple]  # each record's place in the order (for paging links)
     plan: SearchPlan  # what was understood; ``plan.unsupported`` was ignored
 
 
@@ -232,21 +233,20 @@ class Repository:
             raise gone(record)
         return record
 
-    def search(self, resource_type: str, params: list[tuple[str, str]], *, count: int, after_id: str | None = None,
-               before_id: str | None = None, offset: int = 0, within: tuple[Clause, ...] = ()) -> SearchResult:
-        """Matches of a search: keyset paging around ids, or ``offset`` when sorted.
+    def search(self, resource_type: str, params: list[tuple[str, str]], *, count: int, after: tuple | None = None,
+               before: tuple | None = None, within: tuple[Clause, ...] = ()) -> SearchResult:
+        """A page of matches, strictly after (or before) a position from an earlier page.
 
         ``within`` narrows the search further (a compartment, for instance).
         """
         check_type(resource_type)
         plan = plan_search(resource_type, params, self.local_base)
         plan.clauses.extend(within)
-        if plan.sort:
-            records = self.store.find(resource_type, plan.clauses, limit=count, sort=plan.sort, offset=offset)
-        else:
-            records = self.store.find(resource_type, plan.clauses, limit=count, after_id=after_id,
-                                      before_id=before_id)
-        return SearchResult(records, plan)
+        for position in (after, before):
+            if position is not None and len(position) != len(plan.sort) + 1:
+                raise FhirError(400, "invalid", "The page position does not fit this search (was _sort changed?)")
+        page = self.store.page(resource_type, plan.clauses, limit=count, sort=plan.sort, after=after, before=before)
+        return SearchResult([record for record, _ in page], [position for _, position in page], plan)
 
     def included(self, matches: list[Record], plan: SearchPlan, cap: int) -> Included:
         """The ``_include`` / ``_revinclude`` resources of a page of matches, at most ``cap``."""

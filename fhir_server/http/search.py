@@ -7,6 +7,10 @@ whatever is written meanwhile. Sorted results page by ``_offset``.
 
 from __future__ import annotations
 
+import base64
+import binascii
+
+import orjson
 from starlette.requests import Request
 
 from fhir_server.config import SUPPORTED_TYPES
@@ -16,13 +20,29 @@ from fhir_server.core.resources import check_id, check_type
 from fhir_server.http.bundles import bundle, embedded, link, resource_url
 from fhir_server.http.context import base_url, repo, settings
 from fhir_server.http.negotiation import prefer
-from fhir_server.http.paging import count_value, non_negative_value
+from fhir_server.http.paging import count_value
 from fhir_server.http.responses import Response, render
 from fhir_server.http.subsetting import requested, subset
 from fhir_server.search.compartment import compartment_clause
 from fhir_server.store.query import Clause
 
-PAGING_PARAMS = ("_cursor", "_before", "_offset")
+PAGING_PARAMS = ("_cursor", "_before")
+
+
+def encode_position(position: tuple) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(position))).decode("ascii").rstrip("=")
+
+
+def decode_position(raw: str | None, name: str) -> tuple | None:
+    if raw is None:
+        return None
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, binascii.Error):
+        raise FhirError(400, "invalid", f"{name} '{raw[:40]}' is not a page position from this server") from None
+    if not isinstance(value, list) or not value:
+        raise FhirError(400, "invalid", f"{name} '{raw[:40]}' is not a page position from this server")
+    return tuple(value)
 
 
 def _unsupported_entry(names: list[str]) -> dict:
@@ -30,21 +50,16 @@ def _unsupported_entry(names: list[str]) -> dict:
     return {"resource": operation_outcome([issue]), "search": {"mode": "outcome"}}
 
 
-def _links(url: str, criteria: list, records: list, more: bool, sorted_: bool, paging: dict) -> list[dict]:
+def _links(url: str, criteria: list, positions: list[tuple], more: bool, paging: dict) -> list[dict]:
+    """self, and next/previous as keyset positions: stable whatever is written between pages."""
     links = [link("self", url, [*criteria, *paging.items()])]
-    if sorted_:
-        offset = int(paging.get("_offset", 0))
-        count = int(dict(criteria).get("_count", len(records)) or 0)
-        if more:
-            links.append(link("next", url, [*criteria, ("_offset", str(offset + len(records)))]))
-        if offset:
-            links.append(link("previous", url, [*criteria, ("_offset", str(max(offset - count, 0)))]))
+    if not positions:
         return links
     backwards = "_before" in paging
-    if records and (more if not backwards else True):
-        links.append(link("next", url, [*criteria, ("_cursor", records[-1].id)]))
-    if records and (more if backwards else "_cursor" in paging):
-        links.append(link("previous", url, [*criteria, ("_before", records[0].id)]))
+    if more or backwards:
+        links.append(link("next", url, [*criteria, ("_cursor", encode_position(positions[-1]))]))
+    if (more if backwards else "_cursor" in paging):
+        links.append(link("previous", url, [*criteria, ("_before", encode_position(positions[0]))]))
     return links
 
 
@@ -59,14 +74,15 @@ def searchset(repository: Repository, base: str, resource_type: str, params: lis
     """The searchset Bundle for ``params`` (shared by the search URL, compartments and Bundle entries)."""
     given = dict(params)
     paging = {k: given[k] for k in PAGING_PARAMS if k in given}
-    offset = non_negative_value(paging.get("_offset"), "_offset") or 0
-    result = repository.search(resource_type, params, count=count + 1, after_id=paging.get("_cursor"),
-                               before_id=paging.get("_before"), offset=offset, within=within)
+    result = repository.search(resource_type, params, count=count + 1,
+                               after=decode_position(paging.get("_cursor"), "_cursor"),
+                               before=decode_position(paging.get("_before"), "_before"), within=within)
     plan = result.plan
     if plan.unsupported and strict:
         raise FhirError(400, "not-supported", f"Unsupported search parameters: {', '.join(plan.unsupported)}")
     more = len(result.records) > count
-    records = result.records[1:] if more and "_before" in paging else result.records[:count]
+    window = slice(1, None) if more and "_before" in paging else slice(0, count)
+    records, positions = result.records[window], result.positions[window]
     summary, elements = given.get("_summary"), given.get("_elements")
     if summary == "count":
         return bundle("searchset", [], [], repository.count(resource_type, params))
@@ -79,7 +95,7 @@ def searchset(repository: Repository, base: str, resource_type: str, params: lis
     if extra.capped:
         entries.append(_capped_entry(include_cap))
     criteria = [(k, v) for k, v in params if k not in PAGING_PARAMS]
-    links = _links(url or f"{base}/{resource_type}", criteria, records, more, bool(plan.sort), paging)
+    links = _links(url or f"{base}/{resource_type}", criteria, positions, more, paging)
     total = repository.count(resource_type, params) if given.get("_total") in ("accurate", "estimate") else None
     return bundle("searchset", entries, links, total)
 
@@ -121,9 +137,9 @@ def _system_page(repository: Repository, types: list[str], params: list[tuple[st
     for resource_type in types:
         if not started and resource_type != start_type:
             continue
-        after = start_id if not started else None
+        after = (start_id,) if not started else None
         started = True
-        result = repository.search(resource_type, params, count=count + 1 - len(records), after_id=after)
+        result = repository.search(resource_type, params, count=count + 1 - len(records), after=after)
         unsupported += [f"{resource_type}:{name}" for name in result.plan.unsupported]
         records += result.records
         if len(records) > count:
@@ -134,12 +150,14 @@ def _system_page(repository: Repository, types: list[str], params: list[tuple[st
 async def system_search(request: Request) -> Response:
     """``GET [base]?_type=A,B&…``: one search over several types (all types without ``_type``)."""
     config = settings(request)
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("_type", "_cursor")]
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("_type", "_cursor", "_sort")]
     wanted = request.query_params.get("_type")
     types = [check_type(t) for t in wanted.split(",")] if wanted else list(SUPPORTED_TYPES)
     count = count_value(request.query_params.get("_count"), config)
     records, unsupported, more = _system_page(repo(request), types, params, count,
                                               request.query_params.get("_cursor"))
+    if "_sort" in request.query_params:
+        unsupported.append("_sort (across types)")
     if unsupported and prefer(request).strict:
         raise FhirError(400, "not-supported", f"Unsupported search parameters: {', '.join(unsupported)}")
     base = base_url(request)

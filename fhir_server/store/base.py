@@ -62,12 +62,17 @@ class Store(Protocol):
 
     def vread(self, type_: str, id_: str, version: int) -> Record | None: ...
 
-    def find(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = (),
-             after_id: str | None = None, before_id: str | None = None, offset: int = 0) -> list[Record]:
-        """Current resources matching every clause, ordered by ``sort`` then id.
+    def find(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = ()) -> list[Record]:
+        """Current resources matching every clause, ordered by ``sort`` then id."""
+        ...
 
-        Without sort keys, pages continue after ``after_id`` or end before ``before_id`` (keyset
-        paging: stable while other resources are written); with sort keys, ``offset`` skips rows.
+    def page(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = (),
+             after: tuple | None = None, before: tuple | None = None) -> list[tuple[Record, tuple]]:
+        """Like ``find``, each record with its position (its sort values, then its id).
+
+        A page continues strictly after the position ``after`` or ends strictly before ``before``
+        (keyset paging): resources present throughout are never skipped or repeated, whatever is
+        written between two pages.
         """
         ...
 

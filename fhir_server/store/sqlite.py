@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fhir_server.store.base import Record, VersionConflict
 from fhir_server.store.query import INDEX_COLUMNS, Clause, IndexEntry, SortKey
-from fhir_server.store.sqlite_query import SqlBuilder
+from fhir_server.store.sqlite_query import SqlBuilder, keyset
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -157,23 +157,35 @@ class SqliteStore:
         return _record(row) if row else None
 
     @staticmethod
-    def find_on(conn: sqlite3.Connection, type_: str, clauses: list[Clause], *, limit: int,
-                sort: tuple[SortKey, ...] = (), after_id: str | None = None, before_id: str | None = None,
-                offset: int = 0) -> list[Record]:
+    def page_on(conn: sqlite3.Connection, type_: str, clauses: list[Clause], *, limit: int,
+                sort: tuple[SortKey, ...] = (), after: tuple | None = None, before: tuple | None = None
+                ) -> list[tuple[Record, tuple]]:
         sql = SqlBuilder()
+        keys = [sql.sort_expression(k, "r") for k in sort]
+        select_keys = "".join(f", {expr} AS k{i}" for i, expr in enumerate(keys))
+        sort_args = len(sql.args)  # the sort sub-selects come before the WHERE in the SQL text
         where = sql.clauses(clauses, "r")
-        for condition, value in (("r.id > ?", after_id), ("r.id < ?", before_id)):
-            if value is not None:
-                where += f" AND {condition}"
-                sql.args.append(value)
-        order = [f"{sql.sort_expression(k, 'r')} {'DESC' if k.descending else 'ASC'} NULLS LAST" for k in sort]
-        order.append("r.id DESC" if before_id is not None else "r.id")
-        rows = conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM resource r JOIN history h ON h.seq = r.seq"
-            f" WHERE r.type = ? AND r.deleted = 0 AND {where} ORDER BY {', '.join(order)}"
-            " LIMIT ? OFFSET ?", [type_, *sql.args, limit, offset]).fetchall()
-        records = [_record(row) for row in rows]
-        return records[::-1] if before_id is not None else records
+        inner = (f"SELECT {RECORD_COLUMNS}, r.id AS kid{select_keys} FROM resource r"
+                 f" JOIN history h ON h.seq = r.seq WHERE r.type = ? AND r.deleted = 0 AND {where}")
+        args = [*sql.args[:sort_args], type_, *sql.args[sort_args:]]
+        columns = [f"k{i}" for i in range(len(sort))] + ["kid"]
+        directions = [k.descending for k in sort]
+        outer, outer_args = "1", []
+        position = before if before is not None else after
+        if position is not None:
+            outer, outer_args = keyset(columns, directions, tuple(position), backwards=before is not None)
+        flip = before is not None
+        order = [f"k{i} {'DESC' if d != flip else 'ASC'} NULLS {'FIRST' if flip else 'LAST'}"
+                 for i, d in enumerate(directions)] + [f"kid {'DESC' if flip else 'ASC'}"]
+        rows = conn.execute(f"SELECT * FROM ({inner}) WHERE {outer} ORDER BY {', '.join(order)} LIMIT ?",
+                            [*args, *outer_args, limit]).fetchall()
+        page = [(_record(row[:7]), tuple(row[8:]) + (row[7],)) for row in rows]
+        return page[::-1] if flip else page
+
+    @staticmethod
+    def find_on(conn: sqlite3.Connection, type_: str, clauses: list[Clause], *, limit: int,
+                sort: tuple[SortKey, ...] = ()) -> list[Record]:
+        return [record for record, _ in SqliteStore.page_on(conn, type_, clauses, limit=limit, sort=sort)]
 
     def read(self, type_: str, id_: str) -> Record | None:
         return self.read_on(self._reader(), type_, id_)
@@ -184,10 +196,12 @@ class SqliteStore:
             (type_, id_, version)).fetchone()
         return _record(row) if row else None
 
-    def find(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = (),
-             after_id: str | None = None, before_id: str | None = None, offset: int = 0) -> list[Record]:
-        return self.find_on(self._reader(), type_, clauses, limit=limit, sort=sort, after_id=after_id,
-                            before_id=before_id, offset=offset)
+    def find(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = ()) -> list[Record]:
+        return self.find_on(self._reader(), type_, clauses, limit=limit, sort=sort)
+
+    def page(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = (),
+             after: tuple | None = None, before: tuple | None = None) -> list[tuple[Record, tuple]]:
+        return self.page_on(self._reader(), type_, clauses, limit=limit, sort=sort, after=after, before=before)
 
     def count(self, type_: str, clauses: list[Clause]) -> int:
         sql = SqlBuilder()

@@ -128,3 +128,26 @@ class SqlBuilder:
         self.args.append(key.param)
         return (f"(SELECT {aggregate}({entry}.{column}) FROM idx_{key.kind} {entry}"
                 f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?)")
+
+
+def keyset(positions: list[str], directions: list[bool], position: tuple, backwards: bool) -> tuple[str, list]:
+    """SQL selecting rows strictly after (or before) ``position`` in an ORDER BY of the sort keys
+    (``directions``: True = descending, NULLS LAST) followed by ascending id (the last column)."""
+    ors, args = [], []
+    equal: list[str] = []
+    equal_args: list = []
+    for column, descending, value in zip(positions, [*directions, False], position, strict=True):
+        greater = descending == backwards  # moving towards larger values in this column
+        if value is None:
+            beyond = f"{column} IS NOT NULL" if backwards else "0"
+            same = f"{column} IS NULL"
+            beyond_args: list = []
+        else:
+            op = ">" if greater else "<"
+            beyond = f"({column} {op} ?" + (" OR " + f"{column} IS NULL)" if not backwards else ")")
+            same, beyond_args = f"{column} = ?", [value]
+        ors.append("(" + " AND ".join([*equal, beyond]) + ")")
+        args += [*equal_args, *beyond_args]
+        equal.append(same)
+        equal_args += [] if value is None else [value]
+    return "(" + " OR ".join(ors) + ")", args
