@@ -72,13 +72,14 @@ def _of_type_cond(value: str) -> Cond:
     return all_of(Compare("system", "=", system), Compare("code", "=", f"{code}|{identifier}"))
 
 
-def _reference_cond(value: str, modifier: str | None, local_base: str | None) -> Cond:
+def _reference_cond(param: SearchParam, value: str, modifier: str | None, local_base: str | None) -> Cond:
     q = reference.parse_reference(value, modifier, local_base)
     if q.url is not None and q.id is None:
         return Compare("url", "=", q.url)
     parts = [Compare("target_id", "=", q.id)]
-    if q.type is not None:
-        parts.append(Compare("target_type", "=", q.type))
+    target_type = q.type or (param.targets[0] if len(param.targets) == 1 else None)
+    if target_type is not None:  # also lets the index seek on (param, target_type, target_id)
+        parts.append(Compare("target_type", "=", target_type))
     if q.version is not None:
         parts.append(Compare("version", "=", q.version))
     return all_of(*parts)
@@ -106,7 +107,7 @@ def value_cond(param: SearchParam, value: str, modifier: str | None, local_base:
     if kind == "quantity":
         return number.quantity_condition(number.parse_quantity(value))
     if kind == "reference":
-        return _reference_cond(value, modifier, local_base)
+        return _reference_cond(param, value, modifier, local_base)
     return _uri_cond(value, modifier)
 
 

@@ -37,15 +37,22 @@ CREATE TABLE IF NOT EXISTS resource (
 
 
 
+#: Lookup index column order where it differs from the table's: the most selective value first
+#: (a token query nearly always names the code, a reference query the id).
+LOOKUP_ORDER = {"token": ("code", "system", "text"), "reference": ("target_id", "target_type", "version", "url")}
+
+
 def _index_schema() -> str:
     """One table per index kind, with a covering index for lookups and one to delete by owner."""
     statements = []
     for kind, columns in INDEX_COLUMNS.items():
         cols = ", ".join(columns)
+        lookup = ", ".join(LOOKUP_ORDER.get(kind, columns))
         statements.append(
             f"CREATE TABLE IF NOT EXISTS idx_{kind} (type TEXT NOT NULL, param TEXT NOT NULL, {cols},"
             " id TEXT NOT NULL);"
-            f"CREATE INDEX IF NOT EXISTS idx_{kind}_lookup ON idx_{kind} (type, param, {cols}, id);"
+            f"DROP INDEX IF EXISTS idx_{kind}_lookup;"  # the first layout, value columns in table order
+            f"CREATE INDEX IF NOT EXISTS idx_{kind}_by_value ON idx_{kind} (type, param, {lookup}, id);"
             f"CREATE INDEX IF NOT EXISTS idx_{kind}_owner ON idx_{kind} (type, id);")
     return "\n".join(statements)
 

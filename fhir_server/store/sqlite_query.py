@@ -14,6 +14,7 @@ from decimal import Decimal
 from fhir_server.search.conditions import All, AnyOf, Compare, Cond, Not
 from fhir_server.store.query import INDEX_COLUMNS, Chain, Clause, Either, Has, IdIn, Match, Negate, SortKey
 
+PAST_EVERY_CHARACTER = "\U0010ffff"  # sorts after any text that continues a prefix
 SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -42,9 +43,9 @@ class SqlBuilder:
             if cond.column not in INDEX_COLUMNS[kind]:
                 raise ValueError(f"{kind} entries have no column {cond.column}")
             column = f"{entry}.{cond.column}"
-            if cond.op == "prefix":
-                self.args.append(_like_escape(cond.value) + "%")
-                return f"{column} LIKE ? ESCAPE '\\'"
+            if cond.op == "prefix":  # a range, so the B-tree answers it (LIKE would scan)
+                self.args += [cond.value, cond.value + PAST_EVERY_CHARACTER]
+                return f"({column} >= ? AND {column} < ?)"
             if cond.op == "contains":
                 self.args.append("%" + _like_escape(cond.value) + "%")
                 return f"{column} LIKE ? ESCAPE '\\'"
