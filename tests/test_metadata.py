@@ -25,7 +25,7 @@ def test_capability_statement(client):
 def test_every_declared_interaction_and_search_param_answers(client):
     """Each search parameter the statement lists is accepted in strict mode."""
     cs = client.get("/metadata").json()
-    sample = {"date": "2024", "number": "1", "quantity": "1"}
+    sample = {"date": "2024", "number": "1", "quantity": "1", "composite": "x$y"}
     for resource in cs["rest"][0]["resource"]:
         assert len(resource["searchParam"]) > 3
         for param in resource["searchParam"]:

@@ -327,3 +327,18 @@ def test_identifier_of_type_and_reference_identifier(client):
                           "content": [{"attachment": {"contentType": "text/plain"}}]})
     assert search(client, "DocumentReference", **{"subject:identifier": f"{TEST_INS}|{ins}"}) == [doc]
     assert search(client, "DocumentReference", **{"subject:identifier": f"urn:other|{ins}"}) == []
+
+
+def test_composite_relationship(client):
+    old = create(client, {"resourceType": "DocumentReference", "status": "superseded",
+                          "content": [{"attachment": {"contentType": "text/plain"}}]})
+    new = create(client, {"resourceType": "DocumentReference", "status": "current",
+                          "relatesTo": [{"code": "replaces", "target": {"reference": f"DocumentReference/{old}"}}],
+                          "content": [{"attachment": {"contentType": "text/plain"}}]})
+    assert search(client, "DocumentReference", relationship=f"DocumentReference/{old}$replaces") == [new]
+    assert search(client, "DocumentReference", relationship=f"{old}$replaces") == [new]
+    assert search(client, "DocumentReference", relationship=f"{old}$|replaces") == [new]  # a code has no system
+    assert search(client, "DocumentReference", relationship=f"{old}$appends") == []
+    assert client.get("/DocumentReference", params={"relationship": "only-one-part"}).status_code == 400
+    r = client.get("/DocumentReference", params={"_sort": "relationship", "_id": new}).json()
+    assert ids(r) == [new]  # not sortable: ignored and reported

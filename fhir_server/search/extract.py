@@ -66,6 +66,26 @@ def _reference(param: SearchParam, value, local_base: str | None) -> Iterator[In
         yield IndexEntry("token", IDENTIFIER.format(param.code), (system, identifier, None))
 
 
+def composite_keys(kind: str, value, local_base: str | None) -> list[str]:
+    """The keys one component value is found by: each query form it may be written in."""
+    if kind == "token":
+        return [key for t in token.tokens(value) for key in (t.code, f"{t.system or ''}|{t.code}")]
+    if kind == "reference":
+        refs = reference.references(value, local_base=local_base)
+        return [key for r in refs if r.id for key in (r.id, f"{r.type}/{r.id}" if r.type else r.id)]
+    return []
+
+
+def _composite(param: SearchParam, element, local_base: str | None) -> Iterator[IndexEntry]:
+    (first_kind, _), (second_kind, _) = param.components
+    first_eval, second_eval = param.component_evaluators
+    firsts = {k for v in first_eval(element) for k in composite_keys(first_kind, v, local_base)}
+    seconds = {k for v in second_eval(element) for k in composite_keys(second_kind, v, local_base)}
+    for a in sorted(firsts):
+        for b in sorted(seconds):
+            yield IndexEntry("composite", param.code, (a, b))
+
+
 def index_entries(resource: dict, local_base: str | None = None) -> list[IndexEntry]:
     """Every index entry of a resource, for the parameters of its type."""
     entries: list[IndexEntry] = []
@@ -76,6 +96,9 @@ def index_entries(resource: dict, local_base: str | None = None) -> list[IndexEn
         if param.type == "reference":
             for value in values:
                 entries.extend(_reference(param, value, local_base))
+        elif param.type == "composite":
+            for value in values:
+                entries.extend(_composite(param, value, local_base))
         else:
             extract = EXTRACTORS[param.type]
             for value in values:

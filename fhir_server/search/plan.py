@@ -16,6 +16,7 @@ from fhir_server.search.include import IncludeSpec, parse_includes
 from fhir_server.search.parse import HasOccurrence, Link, parse, unescape
 from fhir_server.search.registry import SearchParam, params_for
 from fhir_server.search.values import date, number, reference, string, token, uri
+from fhir_server.search.values.token import split_unescaped
 from fhir_server.store.query import Chain, Clause, Either, Has, IdIn, Match, Negate, SortKey
 
 TOKEN_MODIFIERS = {None, "not", "text", "missing", "above", "below", "of-type"}
@@ -27,6 +28,7 @@ MODIFIERS = {
     "quantity": {None, "missing"},
     "reference": {None, "missing", "identifier"},  # plus :[type]
     "uri": {None, "above", "below", "missing"},
+    "composite": {None, "missing"},
 }
 
 
@@ -94,8 +96,27 @@ def _uri_cond(value: str, modifier: str | None) -> Cond:
     return Compare("uri", "=", text)
 
 
+def _component_key(kind: str, raw: str, local_base: str | None) -> str:
+    """A query component in the canonical form ``extract.composite_keys`` indexes."""
+    if kind == "token":
+        q = token.parse_token(raw)
+        return q.code if q.any_system else f"{q.system or ''}|{q.code}"
+    q = reference.parse_reference(raw, None, local_base)
+    return f"{q.type}/{q.id}" if q.type else q.id
+
+
+def _composite_cond(param: SearchParam, value: str, local_base: str | None) -> Cond:
+    parts = split_unescaped(value, "$")
+    if len(parts) != len(param.components):
+        raise FhirError(400, "invalid", f"'{param.code}' takes {len(param.components)} values joined by $")
+    return all_of(*(Compare(f"part{i}", "=", _component_key(kind, raw, local_base))
+                    for i, ((kind, _), raw) in enumerate(zip(param.components, parts, strict=True))))
+
+
 def value_cond(param: SearchParam, value: str, modifier: str | None, local_base: str | None) -> Cond:
     kind = param.type
+    if kind == "composite":
+        return _composite_cond(param, value, local_base)
     if kind == "string":
         return _string_cond(value, modifier)
     if kind == "token":
@@ -195,7 +216,7 @@ def _sort(resource_type: str, raw: list[str], unsupported: list[str]) -> tuple[S
             keys.append(SortKey("_id", "_id", descending))
             continue
         param = params_for(resource_type).get(name)
-        if param is None or not param.indexed:
+        if param is None or not param.indexed or param.type == "composite":
             unsupported.append(f"_sort={item}")
             continue
         keys.append(SortKey(param.type, param.code, descending))

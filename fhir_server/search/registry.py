@@ -8,7 +8,7 @@ narrowed to the branches of the type at hand; each expression is compiled once.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -18,7 +18,10 @@ from profiles.definitions import TABLES
 
 DEFINITION_FILES = (TABLES / "search-parameters.json", Path(TABLES).parent / "fr" / "search-parameters.json")
 #: Parameter types served from an index table of the same name.
-INDEXED_TYPES = ("string", "token", "date", "number", "quantity", "reference", "uri")
+INDEXED_TYPES = ("string", "token", "date", "number", "quantity", "reference", "uri", "composite")
+#: Technical corrections of R4 definitions: DocumentReference-relationship swaps its components'
+#: expressions (the relatesto reference is ``target``, the relation token is ``code``).
+COMPONENT_EXPRESSIONS = {"http://hl7.org/fhir/SearchParameter/DocumentReference-relationship": ("target", "code")}
 
 
 @dataclass(frozen=True)
@@ -28,14 +31,20 @@ class SearchParam:
     expression: str  # narrowed to one resource type
     url: str = ""
     targets: tuple[str, ...] = ()  # reference targets
-    components: tuple[dict, ...] = field(default=(), compare=False)
+    components: tuple[tuple[str, str], ...] = ()  # composite: (component type, expression on the element)
 
     @cached_property
     def evaluate(self) -> Evaluator:
         return compile_expression(self.expression)
 
+    @cached_property
+    def component_evaluators(self) -> tuple[Evaluator, ...]:
+        return tuple(compile_expression(expression) for _, expression in self.components)
+
     @property
     def indexed(self) -> bool:
+        if self.type == "composite":
+            return len(self.components) == 2 and bool(self.expression)
         return self.type in INDEXED_TYPES and bool(self.expression)
 
 
@@ -69,7 +78,21 @@ def _param(definition: dict, resource_type: str) -> SearchParam | None:
     elif not {"Resource", "DomainResource"} & set(bases):
         return None
     return SearchParam(definition["code"], definition["type"], expression, definition.get("url", ""),
-                       tuple(definition.get("target", ())), tuple(definition.get("component", ())))
+                       tuple(definition.get("target", ())), _components(definition))
+
+
+def _components(definition: dict) -> tuple[tuple[str, str], ...]:
+    """(type, expression) of each component, types looked up from the components' definitions."""
+    parts = definition.get("component", ())
+    by_url = {d["url"]: d for d in _definitions()}
+    fixed = COMPONENT_EXPRESSIONS.get(definition.get("url", ""))
+    out = []
+    for i, part in enumerate(parts):
+        component = by_url.get(part.get("definition", ""))
+        if component is None:
+            return ()
+        out.append((component["type"], fixed[i] if fixed else part.get("expression", "")))
+    return tuple(out)
 
 
 @cache

@@ -20,6 +20,7 @@ INDEX_COLUMNS: dict[str, tuple[str, ...]] = {
     "quantity": ("system", "code", "unit", "value", "low", "high"),
     "reference": ("target_type", "target_id", "version", "url"),
     "uri": ("uri",),
+    "composite": ("part0", "part1"),  # one canonical key per component (two-component composites)
 }
 
 
