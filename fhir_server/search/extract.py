@@ -61,7 +61,10 @@ EXTRACTORS = {"string": _string, "token": _token, "date": _date, "number": _numb
 
 def _reference(param: SearchParam, value, local_base: str | None) -> Iterator[IndexEntry]:
     for ref in reference.references(value, local_base=local_base):
-        yield IndexEntry("reference", param.code, (ref.type, ref.id, ref.version, ref.url))
+        if ref.url is not None:  # another server's resource: found by its URL, never as a local id
+            yield IndexEntry("reference", param.code, (None, None, ref.version, ref.url))
+        else:
+            yield IndexEntry("reference", param.code, (ref.type, ref.id, ref.version, None))
     for system, identifier in reference.reference_identifiers(value):
         yield IndexEntry("token", IDENTIFIER.format(param.code), (system, identifier, None))
 

@@ -90,9 +90,9 @@ def _reference_cond(param: SearchParam, value: str, modifier: str | None, local_
 def _uri_cond(value: str, modifier: str | None) -> Cond:
     text = unescape(value)
     if modifier == "below":
-        return any_of(Compare("uri", "=", text), Compare("uri", "prefix", text.rstrip("/") + "/"))
+        return uri.below_condition(text)
     if modifier == "above":
-        return any_of(*(Compare("uri", "=", ancestor) for ancestor in uri.uri_ancestors(text)))
+        return uri.above_condition(text)
     return Compare("uri", "=", text)
 
 
