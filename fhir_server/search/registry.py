@@ -74,7 +74,7 @@ def _param(definition: dict, resource_type: str) -> SearchParam | None:
     bases = definition.get("base", [])
     expression = definition.get("expression", "")
     if resource_type in bases:
-        expression = _narrow(expression, resource_type) if len(bases) > 1 else expression
+        expression = _narrow(expression, resource_type)  # also drops R4 examples naming another type
     elif not {"Resource", "DomainResource"} & set(bases):
         return None
     return SearchParam(definition["code"], definition["type"], expression, definition.get("url", ""),

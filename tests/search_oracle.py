@@ -1,0 +1,322 @@
+"""Reference search evaluator (a test oracle): FHIRPath on each resource, no index.
+
+For every parameter of a query, the SearchParameter's FHIRPath expression (``params_for``: the
+R4 definitions plus the French ones, narrowed to the type) is evaluated with fhirpathpy on each
+resource, and the values are compared with the query value by the R4 search.html rules,
+written out directly and naively. Nothing here uses the engine's value modules, index or SQL:
+this is the specification the indexed search is tested against (``test_search_oracle.py``).
+
+FHIRPath details:
+
+* ``resolve()`` has nothing to fetch in a test. A user function answers a resource of the type
+  that the literal reference names (``Type/id``, or ``.../Type/id`` at the end of a URL), which is
+  all ``where(resolve() is Patient)`` asks.
+* fhirpathpy does not see a Patient as a ``Resource`` at the root, so ``Resource.meta.profile``
+  is evaluated as ``Patient.meta.profile``.
+
+Where R4 leaves a choice, the project's: string matching also ignores ligatures (``Œuvray`` =
+``oeuvray``) and runs of spaces; a date or query without a time zone is in Europe/Paris. References
+follow R4 search.html#reference: ``[id]`` and ``[type]/[id]`` name local references (relative, or
+absolute on ``LOCAL_BASE``); a reference to another server matches only its own URL.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import fhirpathpy
+from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.models import models
+
+from fhir_server.search.registry import params_for
+
+LOCAL_BASE = "http://test/fhir"
+ZONE = ZoneInfo("Europe/Paris")
+R4 = models["r4"]
+#: ContactPoint.system codes: a ContactPoint's "system" is a kind, not a token system (R4 token table).
+CONTACT_KINDS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
+STRING_FIELDS = ("family", "given", "prefix", "suffix", "text",  # HumanName
+                 "line", "city", "district", "state", "postalCode", "country")  # Address
+ANY_SYSTEM = object()
+INF = float("inf")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Range = tuple[float, float]  # [low, high) in microseconds since the epoch; ±inf for open ends
+
+
+# --- FHIRPath ---------------------------------------------------------------------------------
+
+def _resolve(references: list) -> list:
+    """``resolve()``: a bare resource of the type named by each literal reference."""
+    out = []
+    for ref in references:
+        text = ref.get("reference", "") if isinstance(ref, dict) else ""
+        match = re.search(r"(?:^|/)([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]+(?:/_history/[A-Za-z0-9\-.]+)?$", text)
+        if match:
+            out.append(ResourceNode.create_node({"resourceType": match[1]}))
+    return out
+
+
+FUNCTIONS = {"resolve": {"fn": _resolve, "arity": {0: []}}}
+
+
+@cache
+def _compiled(expression: str) -> Callable:
+    return fhirpathpy.compile(expression, R4, {"userInvocationTable": FUNCTIONS})
+
+
+def values_of(resource: dict, code: str) -> list:
+    """What the parameter's expression selects in ``resource`` (``_id``: the id)."""
+    if code == "_id":
+        return [resource["id"]]
+    expression = params_for(resource["resourceType"])[code].expression
+    expression = re.sub(r"\bResource\.", resource["resourceType"] + ".", expression)
+    return _compiled(expression)(resource)
+
+
+# --- escapes ----------------------------------------------------------------------------------
+
+def _split(raw: str, sep: str) -> list[str]:
+    """Split on unescaped ``sep`` (a comma between alternatives, a bar in a token); escapes kept."""
+    return re.split(rf"(?<!\\){re.escape(sep)}", raw)
+
+
+def _unescape(text: str) -> str:
+    """Undo the search escapes ``\\,`` ``\\|`` ``\\$`` ``\\\\``."""
+    return re.sub(r"\\([,|$\\])", r"\1", text)
+
+
+# --- string -----------------------------------------------------------------------------------
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form: no combining marks, casefolded, œ/æ spelled out."""
+    bare = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    return " ".join(bare.casefold().replace("œ", "oe").replace("æ", "ae").split())
+
+
+def strings_of(value) -> list[str]:
+    """A string is itself; a HumanName or an Address gives its text parts."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, dict):
+        return []
+    out: list[str] = []
+    for field in STRING_FIELDS:
+        item = value.get(field)
+        out += item if isinstance(item, list) else [item] if isinstance(item, str) else []
+    return out
+
+
+def _string_match(value, query: str, modifier: str | None) -> bool:
+    """Default: starts with, folded; ``:contains``: anywhere, folded; ``:exact``: equal as written."""
+    query = _unescape(query)
+    texts = strings_of(value)
+    if modifier == "exact":
+        return query in texts
+    if modifier == "contains":
+        return any(fold(query) in fold(text) for text in texts)
+    return any(fold(text).startswith(fold(query)) for text in texts)
+
+
+# --- token ------------------------------------------------------------------------------------
+
+def tokens_of(value) -> list[tuple[str | None, str]]:
+    """(system, code) pairs: boolean, code/string, Coding, CodeableConcept, Identifier, ContactPoint."""
+    if isinstance(value, bool):
+        return [(None, "true" if value else "false")]
+    if isinstance(value, str):
+        return [(None, value)]
+    if not isinstance(value, dict):
+        return []
+    if "coding" in value:
+        return [(c.get("system"), c["code"]) for c in value["coding"] if "code" in c]
+    if "code" in value:
+        return [(value.get("system"), value["code"])]
+    if "value" in value:
+        system = value.get("system")
+        return [(None if system in CONTACT_KINDS else system, value["value"])]
+    return []
+
+
+def texts_of(value) -> list[str]:
+    """What ``:text`` searches: CodeableConcept.text, Coding.display, Identifier.type.text."""
+    if not isinstance(value, dict):
+        return []
+    found = [value.get("text"), value.get("display"), (value.get("type") or {}).get("text")]
+    found += [c.get("display") for c in value.get("coding", [])]
+    return [t for t in found if isinstance(t, str)]
+
+
+def _token_match(value, query: str, modifier: str | None) -> bool:
+    if modifier == "text":
+        return any(fold(t).startswith(fold(_unescape(query))) for t in texts_of(value))
+    parts = [_unescape(part) for part in _split(query, "|")]
+    system, code = (ANY_SYSTEM, parts[0]) if len(parts) == 1 else (parts[0] or None, parts[1] or None)
+    return any((system is ANY_SYSTEM or s == system) and (code is None or c == code) for s, c in tokens_of(value))
+
+
+# --- date -------------------------------------------------------------------------------------
+
+_DATE = re.compile(r"(\d{4})(?:-(\d\d)(?:-(\d\d)(?:T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?"
+                   r"(Z|[+-]\d\d:\d\d)?)?)?)?")
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _zone(text: str | None) -> tzinfo:
+    if text is None:
+        return ZONE
+    if text == "Z":
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    return timezone(sign * timedelta(hours=int(text[1:3]), minutes=int(text[4:6])))
+
+
+def date_range(text: str) -> Range:
+    """The instants a date, dateTime or instant covers at its precision, ``[low, high)``."""
+    year, month, day, hour, minute, second, fraction, zone = _DATE.fullmatch(text).groups()
+    if hour is None:  # local midnights: a day is 23 or 25 hours when the clocks change
+        start = datetime(int(year), int(month or 1), int(day or 1), tzinfo=_zone(zone))
+        if day:
+            end = start + timedelta(days=1)
+        elif month:
+            end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+        else:
+            end = start.replace(year=start.year + 1)
+        return _micros(start), _micros(end)
+    micro = int((fraction or "").ljust(6, "0")[:6])
+    start = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro,
+                     tzinfo=_zone(zone))
+    width = 60_000_000 if second is None else max(1, 10 ** (6 - len(fraction or "")))
+    return _micros(start), _micros(start) + width
+
+
+def ranges_of(value) -> list[Range]:
+    """A date string's range, or a Period's: start of ``start`` to end of ``end``, open if absent."""
+    if isinstance(value, str):
+        return [date_range(value)]
+    if isinstance(value, dict) and ("start" in value or "end" in value):
+        low = date_range(value["start"])[0] if "start" in value else -INF
+        high = date_range(value["end"])[1] if "end" in value else INF
+        return [(low, high)]
+    return []
+
+
+def _contains(outer: Range, inner: Range) -> bool:
+    return outer[0] <= inner[0] and inner[1] <= outer[1]
+
+
+DATE_PREFIXES: dict[str, Callable[[Range, Range], bool]] = {
+    "eq": lambda t, q: _contains(q, t),
+    "ne": lambda t, q: not _contains(q, t),
+    "gt": lambda t, q: t[1] > q[1],  # the range above the search value overlaps the target
+    "lt": lambda t, q: t[0] < q[0],
+    "ge": lambda t, q: t[1] > q[1] or _contains(q, t),
+    "le": lambda t, q: t[0] < q[0] or _contains(q, t),
+    "sa": lambda t, q: t[0] >= q[1],  # the target lies wholly above the search range
+    "eb": lambda t, q: t[1] <= q[0],
+}
+
+
+def _approximately(now: datetime | None) -> Callable[[Range, Range], bool]:
+    """``ap``: overlap with the search range widened by 10% of its distance to now (R4's advice)."""
+    def match(t: Range, q: Range) -> bool:
+        margin = abs(_micros(now or datetime.now(UTC)) - q[0]) / 10
+        return t[0] < q[1] + margin and t[1] > q[0] - margin
+    return match
+
+
+def _date_match(value, query: str, now: datetime | None) -> bool:
+    prefix, text = (query[:2], query[2:]) if query[:2].isalpha() else ("eq", query)
+    compare = _approximately(now) if prefix == "ap" else DATE_PREFIXES[prefix]
+    wanted = date_range(_unescape(text).replace(" ", "+"))  # a "+" of the offset decoded as a space
+    return any(compare(target, wanted) for target in ranges_of(value))
+
+
+# --- reference --------------------------------------------------------------------------------
+
+_LITERAL = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/([A-Za-z0-9\-.]+))?")
+
+
+def _target(text: str) -> tuple[str, ...]:
+    """("local", type, id, version) or ("url", text): relative or on our base is local."""
+    if text.startswith(LOCAL_BASE + "/"):
+        text = text[len(LOCAL_BASE) + 1:]
+    elif re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:", text):
+        return ("url", text)
+    match = _LITERAL.fullmatch(text)
+    return ("local", *match.groups()) if match else ("url", text)
+
+
+def _reference_match(value, query: str, modifier: str | None) -> bool:
+    """``id`` (of any type, or of ``:Type``), ``Type/id``, ``Type/id/_history/v``, or a URL."""
+    if not isinstance(value, dict) or "reference" not in value:
+        return False
+    target = _target(value["reference"])
+    bare_id = re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", query)
+    wanted = ("local", None, query, None) if bare_id else _target(query)
+    if wanted[0] == "url":
+        return target == wanted
+    _, kind, ident, version = wanted
+    return (target[0] == "local" and target[2] == ident and kind in (None, target[1])
+            and modifier in (None, target[1]) and version in (None, target[3]))
+
+
+# --- uri --------------------------------------------------------------------------------------
+
+def _under(uri: str, base: str) -> bool:
+    """``uri`` is ``base`` or below it, on whole path segments."""
+    return uri.rstrip("/") == base.rstrip("/") or uri.startswith(base.rstrip("/") + "/")
+
+
+def _uri_match(value, query: str, modifier: str | None) -> bool:
+    if not isinstance(value, str):
+        return False
+    query = _unescape(query)
+    if modifier == "below":
+        return _under(value, query)
+    if modifier == "above":
+        return _under(query, value)
+    return value == query
+
+
+# --- the query --------------------------------------------------------------------------------
+
+def _kind(resource_type: str, code: str) -> str:
+    return "token" if code == "_id" else params_for(resource_type)[code].type
+
+
+def matches(resource: dict, name: str, raw: str, now: datetime | None = None) -> bool:
+    """One ``name=value`` of a query: any value of the parameter matches any comma alternative;
+    ``:not`` is none does, ``:missing=true`` that the expression selects nothing."""
+    code, _, modifier = name.partition(":")
+    modifier = modifier or None
+    values = values_of(resource, code)
+    if modifier == "missing":
+        return (not values) == (raw == "true")
+    kind = _kind(resource["resourceType"], code)
+    alternatives = _split(raw, ",")
+    if kind == "token":
+        hit = any(_token_match(v, a, None if modifier == "not" else modifier) for v in values for a in alternatives)
+        return not hit if modifier == "not" else hit
+    test: Callable[[object, str], bool] = {
+        "string": lambda v, a: _string_match(v, a, modifier),
+        "date": lambda v, a: _date_match(v, a, now),
+        "reference": lambda v, a: _reference_match(v, a, modifier),
+        "uri": lambda v, a: _uri_match(v, a, modifier),
+    }[kind]
+    return any(test(v, a) for v in values for a in alternatives)
+
+
+def oracle_search(resources: list[dict], resource_type: str, params: list[tuple[str, str]],
+                  now: datetime | None = None) -> set[str]:
+    """Ids of the ``resource_type`` resources matching every parameter (AND; commas are OR)."""
+    return {r["id"] for r in resources if r["resourceType"] == resource_type
+            and all(matches(r, name, raw, now) for name, raw in params)}
