@@ -222,7 +222,8 @@ class SqliteStore:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        sql = (f"SELECT id, target_type, target_id FROM idx_reference WHERE type = ? AND id IN ({marks})"
+        sql = (f"SELECT id, target_type, target_id FROM idx_reference INDEXED BY idx_reference_owner"
+               f" WHERE type = ? AND id IN ({marks})"
                " AND target_id IS NOT NULL")
         args = [type_, *ids]
         if param is not None:

@@ -65,13 +65,23 @@ class SqlBuilder:
         raise TypeError(cond)
 
     # -- clauses on one resource alias ----------------------------------------------------
+    #
+    # One clause drives: an index seek listing candidate ids (``id IN (SELECT …)``), chosen
+    # among those expected to match few rows (an id, a code, a reference, a name). Every other
+    # clause probes each candidate's own entries through the (type, id) owner index
+    # (``EXISTS …``), so a broad clause such as ``date=ge2020`` never lists its matches. With no
+    # driver, resources are scanned in id order and probed, which stops as soon as a page is full.
 
     def clauses(self, clauses, resource: str) -> str:
-        return " AND ".join(self.clause(c, resource) for c in clauses) or "1"
+        ranked = sorted((c for c in clauses if _drive_rank(c) is not None), key=_drive_rank)
+        driver = ranked[0] if ranked else None
+        parts = [self.clause(driver, resource, probe=False)] if driver is not None else []
+        parts += [self.clause(c, resource, probe=True) for c in clauses if c is not driver]
+        return " AND ".join(parts) or "1"
 
-    def clause(self, clause: Clause, resource: str) -> str:
+    def clause(self, clause: Clause, resource: str, probe: bool = True) -> str:
         if isinstance(clause, Match):
-            return self._match(clause, resource)
+            return self._probe(clause, resource) if probe else self._seek(clause, resource)
         if isinstance(clause, IdIn):
             if not clause.ids:
                 return "0"
@@ -82,12 +92,12 @@ class SqlBuilder:
         if isinstance(clause, Either):
             return "(" + " OR ".join(self.clause(c, resource) for c in clause.clauses) + ")"
         if isinstance(clause, Chain):
-            return self._chain(clause, resource)
+            return self._chain_probe(clause, resource) if probe else self._chain_seek(clause, resource)
         if isinstance(clause, Has):
-            return self._has(clause, resource)
+            return self._has_probe(clause, resource)
         raise TypeError(clause)
 
-    def _match(self, clause: Match, resource: str) -> str:
+    def _seek(self, clause: Match, resource: str) -> str:
         entry = self.alias("x")
         self.args.append(clause.param)
         sql = (f"{resource}.id IN (SELECT {entry}.id FROM idx_{clause.kind} {entry}"
@@ -96,7 +106,16 @@ class SqlBuilder:
             sql += f" AND {self.cond(clause.cond, entry, clause.kind)}"
         return sql + ")"
 
-    def _chain(self, clause: Chain, resource: str) -> str:
+    def _probe(self, clause: Match, resource: str) -> str:
+        entry = self.alias("x")
+        self.args.append(clause.param)
+        sql = (f"EXISTS (SELECT 1 FROM idx_{clause.kind} {entry} INDEXED BY idx_{clause.kind}_owner"
+               f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?")
+        if clause.cond is not None:
+            sql += f" AND {self.cond(clause.cond, entry, clause.kind)}"
+        return sql + ")"
+
+    def _chain_seek(self, clause: Chain, resource: str) -> str:
         entry, target = self.alias("x"), self.alias("r")
         self.args.extend([clause.param, clause.target_type, clause.target_type])
         inner = self.clauses(clause.clauses, target)
@@ -105,14 +124,23 @@ class SqlBuilder:
                 f" AND {entry}.target_id IN (SELECT {target}.id FROM resource {target}"
                 f" WHERE {target}.type = ? AND {target}.deleted = 0 AND {inner}))")
 
-    def _has(self, clause: Has, resource: str) -> str:
+    def _chain_probe(self, clause: Chain, resource: str) -> str:
+        entry, target = self.alias("x"), self.alias("r")
+        self.args.extend([clause.param, clause.target_type, clause.target_type])
+        inner = self.clauses(clause.clauses, target)
+        return (f"EXISTS (SELECT 1 FROM idx_reference {entry} INDEXED BY idx_reference_owner"
+                f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?"
+                f" AND {entry}.target_type = ? AND EXISTS (SELECT 1 FROM resource {target}"
+                f" WHERE {target}.type = ? AND {target}.id = {entry}.target_id AND {target}.deleted = 0 AND {inner}))")
+
+    def _has_probe(self, clause: Has, resource: str) -> str:
         entry, source = self.alias("x"), self.alias("r")
         self.args.extend([clause.source_type, clause.param, clause.source_type])
         inner = self.clauses(clause.clauses, source)
-        return (f"{resource}.id IN (SELECT {entry}.target_id FROM idx_reference {entry}"
-                f" WHERE {entry}.type = ? AND {entry}.param = ? AND {entry}.target_type = {resource}.type"
-                f" AND {entry}.id IN (SELECT {source}.id FROM resource {source}"
-                f" WHERE {source}.type = ? AND {source}.deleted = 0 AND {inner}))")
+        return (f"EXISTS (SELECT 1 FROM idx_reference {entry} INDEXED BY idx_reference_by_value"
+                f" WHERE {entry}.type = ? AND {entry}.param = ? AND {entry}.target_id = {resource}.id"
+                f" AND {entry}.target_type = {resource}.type AND EXISTS (SELECT 1 FROM resource {source}"
+                f" WHERE {source}.type = ? AND {source}.id = {entry}.id AND {source}.deleted = 0 AND {inner}))")
 
     # -- ordering -------------------------------------------------------------------------
 
@@ -127,8 +155,22 @@ class SqlBuilder:
         aggregate = "max" if key.descending else "min"
         entry = self.alias("s")
         self.args.append(key.param)
-        return (f"(SELECT {aggregate}({entry}.{column}) FROM idx_{key.kind} {entry}"
+        return (f"(SELECT {aggregate}({entry}.{column}) FROM idx_{key.kind} {entry} INDEXED BY idx_{key.kind}_owner"
                 f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?)")
+
+
+#: Which clauses may drive a search from an index seek, best first (None: probe only).
+SEEK_RANK = {"token": 1, "reference": 1, "uri": 1, "composite": 1, "string": 3}
+
+
+def _drive_rank(clause: Clause) -> int | None:
+    if isinstance(clause, IdIn):
+        return 0
+    if isinstance(clause, Chain):
+        return 2
+    if isinstance(clause, Match) and clause.cond is not None:
+        return SEEK_RANK.get(clause.kind)
+    return None
 
 
 def keyset(positions: list[str], directions: list[bool], position: tuple, backwards: bool) -> tuple[str, list]:
