@@ -79,6 +79,10 @@ class SqlBuilder:
         parts += [self.clause(c, resource, probe=True) for c in clauses if c is not driver]
         return " AND ".join(parts) or "1"
 
+    def probes(self, clauses, resource: str) -> str:
+        """Every clause as a probe: inside a probe, the candidate is already known."""
+        return " AND ".join(self.clause(c, resource, probe=True) for c in clauses) or "1"
+
     def clause(self, clause: Clause, resource: str, probe: bool = True) -> str:
         if isinstance(clause, Match):
             return self._probe(clause, resource) if probe else self._seek(clause, resource)
@@ -127,7 +131,7 @@ class SqlBuilder:
     def _chain_probe(self, clause: Chain, resource: str) -> str:
         entry, target = self.alias("x"), self.alias("r")
         self.args.extend([clause.param, clause.target_type, clause.target_type])
-        inner = self.clauses(clause.clauses, target)
+        inner = self.probes(clause.clauses, target)
         return (f"EXISTS (SELECT 1 FROM idx_reference {entry} INDEXED BY idx_reference_owner"
                 f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?"
                 f" AND {entry}.target_type = ? AND EXISTS (SELECT 1 FROM resource {target}"
@@ -136,7 +140,7 @@ class SqlBuilder:
     def _has_probe(self, clause: Has, resource: str) -> str:
         entry, source = self.alias("x"), self.alias("r")
         self.args.extend([clause.source_type, clause.param, clause.source_type])
-        inner = self.clauses(clause.clauses, source)
+        inner = self.probes(clause.clauses, source)
         return (f"EXISTS (SELECT 1 FROM idx_reference {entry} INDEXED BY idx_reference_by_value"
                 f" WHERE {entry}.type = ? AND {entry}.param = ? AND {entry}.target_id = {resource}.id"
                 f" AND {entry}.target_type = {resource}.type AND EXISTS (SELECT 1 FROM resource {source}"
