@@ -17,8 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from fhir_server.store.base import Record, VersionConflict
-from fhir_server.store.query import INDEX_COLUMNS, Clause, IndexEntry, SortKey
-from fhir_server.store.sqlite_query import SqlBuilder, keyset
+from fhir_server.store.query import INDEX_COLUMNS, Clause, IndexEntry, Match, SortKey
+from fhir_server.store.sqlite_query import SqlBuilder, best_driver, keyset
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -40,6 +40,22 @@ CREATE TABLE IF NOT EXISTS resource (
 #: Lookup index column order where it differs from the table's: the most selective value first
 #: (a token query nearly always names the code, a reference query the id).
 LOOKUP_ORDER = {"token": ("code", "system", "text"), "reference": ("target_id", "target_type", "version", "url")}
+
+
+#: A text prefix matching at least this many entries is "common": scanning candidates in id order
+#: and probing finds a page sooner than listing every match to sort them by id.
+COMMON_TEXT = 2000
+
+
+def _common_text(conn: sqlite3.Connection, type_: str, driver) -> bool:
+    """Whether a string clause about to drive a search matches many entries (bounded count)."""
+    if not isinstance(driver, Match) or driver.kind != "string":
+        return False
+    sql = SqlBuilder()
+    cond = sql.cond(driver.cond, "x", "string")
+    count = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM idx_string x WHERE x.type = ? AND x.param = ?"
+                         f" AND {cond} LIMIT {COMMON_TEXT})", [type_, driver.param, *sql.args]).fetchone()[0]
+    return count >= COMMON_TEXT
 
 
 def _index_schema() -> str:
@@ -168,6 +184,8 @@ class SqliteStore:
                 sort: tuple[SortKey, ...] = (), after: tuple | None = None, before: tuple | None = None
                 ) -> list[tuple[Record, tuple]]:
         sql = SqlBuilder()
+        if not sort and _common_text(conn, type_, best_driver(clauses)):
+            sql.demoted.add(id(best_driver(clauses)))
         keys = [sql.sort_expression(k, "r") for k in sort]
         select_keys = "".join(f", {expr} AS k{i}" for i, expr in enumerate(keys))
         sort_args = len(sql.args)  # the sort sub-selects come before the WHERE in the SQL text

@@ -31,6 +31,7 @@ class SqlBuilder:
     """Accumulates SQL text arguments; hands out unique table aliases."""
 
     args: list = field(default_factory=list)
+    demoted: set[int] = field(default_factory=set)  # id() of clauses that must probe, not drive
     _aliases: itertools.count = field(default_factory=itertools.count)
 
     def alias(self, prefix: str) -> str:
@@ -73,7 +74,8 @@ class SqlBuilder:
     # driver, resources are scanned in id order and probed, which stops as soon as a page is full.
 
     def clauses(self, clauses, resource: str) -> str:
-        ranked = sorted((c for c in clauses if _drive_rank(c) is not None), key=_drive_rank)
+        ranked = sorted((c for c in clauses if _drive_rank(c) is not None and id(c) not in self.demoted),
+                        key=_drive_rank)
         driver = ranked[0] if ranked else None
         parts = [self.clause(driver, resource, probe=False)] if driver is not None else []
         parts += [self.clause(c, resource, probe=True) for c in clauses if c is not driver]
@@ -165,6 +167,11 @@ class SqlBuilder:
 
 #: Which clauses may drive a search from an index seek, best first (None: probe only).
 SEEK_RANK = {"token": 1, "reference": 1, "uri": 1, "composite": 1, "string": 3}
+
+
+def best_driver(clauses) -> Clause | None:
+    ranked = sorted((c for c in clauses if _drive_rank(c) is not None), key=_drive_rank)
+    return ranked[0] if ranked else None
 
 
 def _drive_rank(clause: Clause) -> int | None:
