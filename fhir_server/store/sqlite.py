@@ -44,7 +44,7 @@ LOOKUP_ORDER = {"token": ("code", "system", "text"), "reference": ("target_id", 
 
 #: A text prefix matching at least this many entries is "common": scanning candidates in id order
 #: and probing finds a page sooner than listing every match to sort them by id.
-COMMON_TEXT = 2000
+COMMON_TEXT = 500
 
 
 def _common_text(conn: sqlite3.Connection, type_: str, driver) -> bool:
