@@ -488,13 +488,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; subprocesses stopped and temporary files removed", file=sys.stderr)
         return 130
-    text = report(series, args, load_before)
-    print("\n" + text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        print(f"written to {args.out}")
+    publish(report(series, args, load_before), args.out)
     return 0
+
+
+def publish(text: str, out: Path | None) -> None:
+    """Print a report, and write it to ``out`` when given (shared by the benchmarks)."""
+    print("\n" + text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"written to {out}")
 
 
 if __name__ == "__main__":

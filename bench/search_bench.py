@@ -46,7 +46,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench.http_bench import ROOT, code_state, free_port, running, server_command
+from bench.http_bench import ROOT, code_state, free_port, publish, running, server_command
 from fhir_server.core import bundle as processing
 from fhir_server.core.repository import Repository
 from fhir_server.french.ins import OID_INS_NIR_TEST
@@ -642,12 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
-    text = report(results, args, load_before)
-    print("\n" + text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        print(f"written to {args.out}")
+    publish(report(results, args, load_before), args.out)
     return 0
 
 
