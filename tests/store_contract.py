@@ -196,4 +196,4 @@ class StoreContract:
             unit.put("Practitioner", "same", 1, b'{"p":1}', last_updated=T1, method="POST", entries=[])
         assert store.read("Practitioner", "same").body == b'{"p":1}'
         assert store.read("Patient", "same").body == b'{"a":1}'
-        assert [r.id for r in store.iter_current("Practitioner")] == ["same"]
+        assert [r.id for r in store.find("Practitioner", [], limit=10)] == ["same"]

@@ -1,8 +1,8 @@
 """Type-level search (R4 search.html): GET and POST _search, searchset Bundles, stable paging.
 
-Unsorted results are ordered by id and paged by keyset (``_cursor`` = the last id of the page,
-``_before`` = the first): a page never skips or repeats a resource that exists throughout,
-whatever is written meanwhile. Sorted results page by ``_offset``.
+Pages are keyset positions (``_cursor`` = the sort values and id of the page's last entry,
+``_before`` = of its first): a page never skips or repeats a resource that exists throughout,
+whatever is written meanwhile, sorted or not.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 #: Parameters that shape results rather than select resources.
 RESULT_PARAMS = frozenset({
     "_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_format", "_pretty",
-    "_contained", "_containedType", "_offset", "_cursor", "_before", "_type", "_include:iterate",
+    "_contained", "_containedType", "_cursor", "_before", "_type", "_include:iterate",
     "_revinclude:iterate", "_include:recurse", "_revinclude:recurse",
 })
 

@@ -7,7 +7,6 @@ atomic units of work in which a write is a compare-and-set on the expected versi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -86,7 +85,5 @@ class Store(Protocol):
                 limit: int) -> list[tuple[int, Record]]:
         """Versions newest first, each with its store-wide sequence number (for stable paging)."""
         ...
-
-    def iter_current(self, type_: str) -> Iterator[Record]: ...
 
     def close(self) -> None: ...

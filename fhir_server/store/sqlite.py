@@ -263,9 +263,6 @@ class SqliteStore:
             [*args, limit]).fetchall()
         return [(row[0], _record(row[1:])) for row in rows]
 
-    def iter_current(self, type_: str) -> Iterator[Record]:
-        yield from self.find(type_, [], limit=-1)
-
     def close(self) -> None:
         for conn in [*self._readers, self._writer]:
             conn.close()
