@@ -342,3 +342,19 @@ def test_composite_relationship(client):
     assert client.get("/DocumentReference", params={"relationship": "only-one-part"}).status_code == 400
     r = client.get("/DocumentReference", params={"_sort": "relationship", "_id": new}).json()
     assert ids(r) == [new]  # not sortable: ignored and reported
+
+
+@pytest.mark.parametrize("query", [
+    "birthdate=2020-13-45", "birthdate=xx2020", "birthdate=", "_id=", "identifier=", "identifier=|", "identifier=a|b|c",
+    "name=%00", "_sort=-", "_sort=,", "_sort=nonsense", "_count=abc", "_cursor=%%%", "_cursor=bm90LWpzb24",
+    "_cursor=WzEsMiwzXQ", "_before=WyJ4Il0", "_has:Patient", "_has:Observation:subject:code=1",
+    "_has:DocumentReference:nonsense:status=current", "general-practitioner.name=x", "gender.name=x",
+    "organization:Nope=1", "organization:patient=1", "link:missing=maybe", "_include=*:*", "_include=Patient",
+    "_include=Patient:nonsense:Organization", "_revinclude=:", "_summary=maybe", "_elements=,,,", "_total=lots",
+    "name:exact=" + "x" * 5000, "address-city:contains=%25_%5C", "_lastUpdated=ap2020", "_tag:text=a",
+    "_profile:above=not a uri", "death-date=sa", "phone:of-type=a|b", "email:identifier=x",
+])
+def test_hostile_search_queries_never_500(client, query):
+    r = client.get(f"/Patient?{query}")
+    assert r.status_code in (200, 400), (query, r.status_code, r.text[:200])
+    assert r.json()["resourceType"] in ("Bundle", "OperationOutcome")
