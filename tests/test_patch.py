@@ -1,4 +1,4 @@
-"""JSON Patch and FHIRPath Patch: self-contained cases, plus the official FHIR test cases when /work/shared exists."""
+"""JSON Patch and FHIRPath Patch: self-contained cases, plus the official FHIR test cases when ../shared exists."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def fails(status: int, call: Any, *args: Any) -> FhirError:
 
 
 # --------------------------------------------------------------------------------------------------
-# FHIRPath Patch: hand-translated from the official fhir-patch-tests.xml (runs without /work/shared)
+# FHIRPath Patch: hand-translated from the official fhir-patch-tests.xml (runs without ../shared)
 
 IDS4 = [ident(f"value {n}") for n in (1, 2, 3, 4)]
 CONTACT = {"name": {"text": "a name"}, "gender": "male"}
@@ -401,7 +401,7 @@ def test_json_patch_that_cannot_apply_is_422(operations: list) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# official test cases (skipped when /work/shared is absent)
+# official test cases (skipped when ../shared is absent)
 
 def _json_patch_cases() -> list:
     path = OFFICIAL / "json-patch-tests.json"
