@@ -131,22 +131,28 @@ class SqlBuilder:
                 f" WHERE {target}.type = ? AND {target}.deleted = 0 AND {inner}))")
 
     def _chain_probe(self, clause: Chain, resource: str) -> str:
-        entry, target = self.alias("x"), self.alias("r")
-        self.args.extend([clause.param, clause.target_type, clause.target_type])
-        inner = self.probes(clause.clauses, target)
+        entry = self.alias("x")
+        self.args.extend([clause.param, clause.target_type])
+        target = self._live(clause.target_type, f"{entry}.target_id", clause.clauses)
         return (f"EXISTS (SELECT 1 FROM idx_reference {entry} INDEXED BY idx_reference_owner"
                 f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?"
-                f" AND {entry}.target_type = ? AND EXISTS (SELECT 1 FROM resource {target}"
-                f" WHERE {target}.type = ? AND {target}.id = {entry}.target_id AND {target}.deleted = 0 AND {inner}))")
+                f" AND {entry}.target_type = ? AND {target})")
 
     def _has_probe(self, clause: Has, resource: str) -> str:
-        entry, source = self.alias("x"), self.alias("r")
-        self.args.extend([clause.source_type, clause.param, clause.source_type])
-        inner = self.probes(clause.clauses, source)
+        entry = self.alias("x")
+        self.args.extend([clause.source_type, clause.param])
+        source = self._live(clause.source_type, f"{entry}.id", clause.clauses)
         return (f"EXISTS (SELECT 1 FROM idx_reference {entry} INDEXED BY idx_reference_by_value"
                 f" WHERE {entry}.type = ? AND {entry}.param = ? AND {entry}.target_id = {resource}.id"
-                f" AND {entry}.target_type = {resource}.type AND EXISTS (SELECT 1 FROM resource {source}"
-                f" WHERE {source}.type = ? AND {source}.id = {entry}.id AND {source}.deleted = 0 AND {inner}))")
+                f" AND {entry}.target_type = {resource}.type AND {source})")
+
+    def _live(self, resource_type: str, id_expression: str, clauses) -> str:
+        """A current resource of the type with that id exists and satisfies ``clauses`` (as probes)."""
+        alias = self.alias("r")
+        self.args.append(resource_type)
+        inner = self.probes(clauses, alias)
+        return (f"EXISTS (SELECT 1 FROM resource {alias} WHERE {alias}.type = ? AND {alias}.id = {id_expression}"
+                f" AND {alias}.deleted = 0 AND {inner})")
 
     # -- ordering -------------------------------------------------------------------------
 
