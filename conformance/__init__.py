@@ -1,0 +1,1 @@
+"""Black-box conformance suite runner (FHIR TestScript). Built with the conformance issue."""
