@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from fhir_server import __version__
 from fhir_server.config import SUPPORTED_TYPES
+from fhir_server.core.resources import now_instant
 from fhir_server.http.context import base_url
 from fhir_server.http.responses import Response, render
 from fhir_server.search.registry import params_for
@@ -51,7 +52,7 @@ def capability_statement(base: str) -> dict:
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-11-24",
+        "date": now_instant()[:10],  # when this statement was generated (cached per process)
         "publisher": "MES interop server",
         "kind": "instance",
         "software": {"name": "mes-interop", "version": __version__},
