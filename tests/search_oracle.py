@@ -23,17 +23,22 @@ absolute on ``LOCAL_BASE``); a reference to another server matches only its own 
 from __future__ import annotations
 
 import re
+import tempfile
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import fhirpathpy
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
+from fhir_server.core.repository import Repository
+from fhir_server.core.validation import validate_resource
 from fhir_server.search.registry import params_for
+from fhir_server.store.sqlite import SqliteStore
 
 LOCAL_BASE = "http://test/fhir"
 ZONE = ZoneInfo("Europe/Paris")
@@ -320,3 +325,21 @@ def oracle_search(resources: list[dict], resource_type: str, params: list[tuple[
     """Ids of the ``resource_type`` resources matching every parameter (AND; commas are OR)."""
     return {r["id"] for r in resources if r["resourceType"] == resource_type
             and all(matches(r, name, raw, now) for name, raw in params)}
+
+
+def engine_search(resources: list[dict], resource_type: str,
+                  searches: list[list[tuple[str, str]]]) -> list[tuple[set[str], list]]:
+    """Write ``resources`` into a fresh SQLite file through the Repository and run each search."""
+    for resource in resources:
+        validate_resource(resource)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "db.sqlite3", synchronous="OFF")
+        try:
+            repo = Repository(store, LOCAL_BASE)
+            with repo.writer() as writer:
+                for resource in resources:
+                    writer.update(resource["resourceType"], resource["id"], resource)
+            results = [repo.search(resource_type, query, count=1000) for query in searches]
+            return [({record.id for record in r.records}, r.plan.unsupported) for r in results]
+        finally:
+            store.close()

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +23,7 @@ from search_oracle import (
     LOCAL_BASE,
     ZONE,
     date_range,
+    engine_search,
     oracle_search,
     strings_of,
     texts_of,
@@ -32,9 +31,7 @@ from search_oracle import (
     values_of,
 )
 
-from fhir_server.core.repository import Repository
 from fhir_server.core.validation import validate_resource
-from fhir_server.store.sqlite import SqliteStore
 
 ORACLE = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -412,23 +409,6 @@ def queries(draw, resources: list[dict], kind: str, modifier: str | None = None,
 
 
 # --- the comparison ---------------------------------------------------------------------------
-
-def engine_search(resources: list[dict], resource_type: str, searches: list[Query]) -> list[tuple[set[str], list]]:
-    """Write ``resources`` into a fresh SQLite file through the Repository and run each search."""
-    for resource in resources:
-        validate_resource(resource)
-    with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteStore(Path(tmp) / "db.sqlite3", synchronous="OFF")
-        try:
-            repo = Repository(store, LOCAL_BASE)
-            with repo.writer() as writer:
-                for resource in resources:
-                    writer.update(resource["resourceType"], resource["id"], resource)
-            results = [repo.search(resource_type, query, count=1000) for query in searches]
-            return [({record.id for record in r.records}, r.plan.unsupported) for r in results]
-        finally:
-            store.close()
-
 
 def assert_agree(resources: list[dict], resource_type: str, searches: list[Query]) -> None:
     """The engine and the oracle find the same ids for every search; else show what differs."""

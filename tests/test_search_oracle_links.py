@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from search_oracle import LOCAL_BASE, matches, tokens_of, values_of
+from search_oracle import engine_search, matches, tokens_of, values_of
 
-from fhir_server.core.repository import Repository
 from fhir_server.core.validation import validate_resource
 from fhir_server.search.registry import params_for
-from fhir_server.store.sqlite import SqliteStore
 
 LINKS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -190,22 +186,6 @@ def _inner_params(resource_type: str) -> set[str]:
 
 
 # --- the comparison ---------------------------------------------------------------------------------
-
-def engine_search(resources: list[dict], resource_type: str, searches: list[Query]) -> list[tuple[set[str], list]]:
-    for resource in resources:
-        validate_resource(resource)
-    with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteStore(Path(tmp) / "db.sqlite3", synchronous="OFF")
-        try:
-            repo = Repository(store, LOCAL_BASE)
-            with repo.writer() as w:
-                for resource in resources:
-                    w.update(resource["resourceType"], resource["id"], resource)
-            results = [repo.search(resource_type, query, count=1000) for query in searches]
-            return [({record.id for record in r.records}, r.plan.unsupported) for r in results]
-        finally:
-            store.close()
-
 
 def assert_agree(resources: list[dict], resource_type: str, searches: list[Query]) -> None:
     for query, (found, unsupported) in zip(searches, engine_search(resources, resource_type, searches), strict=True):

@@ -105,18 +105,19 @@ class SqlBuilder:
 
     def _seek(self, clause: Match, resource: str) -> str:
         entry = self.alias("x")
-        self.args.append(clause.param)
-        sql = (f"{resource}.id IN (SELECT {entry}.id FROM idx_{clause.kind} {entry}"
-               f" WHERE {entry}.type = {resource}.type AND {entry}.param = ?")
-        if clause.cond is not None:
-            sql += f" AND {self.cond(clause.cond, entry, clause.kind)}"
-        return sql + ")"
+        return self._entries(clause, entry, f"{resource}.id IN (SELECT {entry}.id FROM idx_{clause.kind} {entry}"
+                             f" WHERE {entry}.type = {resource}.type")
 
     def _probe(self, clause: Match, resource: str) -> str:
         entry = self.alias("x")
+        return self._entries(clause, entry, f"EXISTS (SELECT 1 FROM idx_{clause.kind} {entry}"
+                             f" INDEXED BY idx_{clause.kind}_owner"
+                             f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id")
+
+    def _entries(self, clause: Match, entry: str, head: str) -> str:
+        """``head`` (a sub-select over one index table) narrowed to the clause's parameter and condition."""
         self.args.append(clause.param)
-        sql = (f"EXISTS (SELECT 1 FROM idx_{clause.kind} {entry} INDEXED BY idx_{clause.kind}_owner"
-               f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?")
+        sql = f"{head} AND {entry}.param = ?"
         if clause.cond is not None:
             sql += f" AND {self.cond(clause.cond, entry, clause.kind)}"
         return sql + ")"
