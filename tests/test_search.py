@@ -160,23 +160,29 @@ def test_sort_on_several_keys(client):
     assert ids(r.json()) == [made[2], made[0], made[1]]
 
 
-@pytest.mark.parametrize("sort", ["", "&_sort=family", "&_sort=-birthdate,family"])
-def test_paging_is_stable_while_data_changes(client, sort):
+@pytest.mark.parametrize("criterion,sort", [("identifier", ""), ("identifier", "&_sort=family"),
+                                            ("identifier", "&_sort=-birthdate,family"),
+                                            ("name", "")])  # unsorted by name: pages in text-index order
+def test_paging_is_stable_while_data_changes(client, criterion, sort):
     tag = unique()
-    made = {create(client, patient(identifier=[{"value": tag}], name=[{"family": f"F{i % 3}"}],
-                                   birthDate=f"19{70 + i % 4}")) for i in range(7)}
-    seen, url = [], f"/Patient?identifier={tag}&_count=3{sort}"
-    for _ in range(20):  # each page takes 3 and adds 1, so this ends
+
+    def member(family: str, **fields) -> dict:
+        return patient(identifier=[{"value": tag}], name=[{"family": f"{tag}{family}"}], **fields)
+
+    made = {create(client, member(f"F{i % 3}", birthDate=f"19{70 + i % 4}")) for i in range(7)}
+    seen, url = [], f"/Patient?{criterion}={tag}&_count=3{sort}"
+    for step in range(20):  # each page takes 3 and adds 1, so this ends
         page = client.get(url).json()
         seen += ids(page)
-        create(client, patient(identifier=[{"value": tag}]))  # written while the client pages
-        client.delete(f"/Patient/{create(client, patient(identifier=[{'value': tag}]))}")
+        create(client, member(f"A{step}"))  # written while the client pages, before and after its position
+        create(client, member(f"Z{step}"))
+        client.delete(f"/Patient/{create(client, member('F1'))}")
         url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
         if url is None:
             break
     assert made <= set(seen), "an entry that existed throughout was skipped"
     assert len(seen) == len(set(seen)), "an entry was repeated across pages"
-    first = client.get(f"/Patient?identifier={tag}&_count=3{sort}").json()
+    first = client.get(f"/Patient?{criterion}={tag}&_count=3{sort}").json()
     second = client.get(next(link["url"] for link in first["link"] if link["relation"] == "next")).json()
     back = client.get(next(link["url"] for link in second["link"] if link["relation"] == "previous")).json()
     assert ids(back) == ids(first)
@@ -289,6 +295,22 @@ def test_system_search_over_several_types(client):
     assert sorted(ids(page) + ids(rest)) == sorted([pat, prac, org])
     r = client.get("", params={"_type": "Patient", "_id": pat})
     assert ids(r.json()) == [pat]
+
+
+def test_system_search_pages_by_name_across_types(client):
+    """``name`` pages in text order within each type; the cursor carries the type and the position."""
+    tag = unique()
+    named = [{"name": [{"family": f"{tag}{suffix}"}]} for suffix in ("b", "a", "c")]
+    made = [create(client, patient(**n)) for n in named] + [
+        create(client, {"resourceType": "Practitioner", **n}) for n in named[:2]]
+    seen, url, params = [], "", {"_type": "Patient,Practitioner", "name": tag, "_count": 2}
+    while url is not None:
+        page = client.get(url, params=params if not url else None).json()
+        seen += ids(page)
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+    assert seen == [made[1], made[0], made[2], made[4], made[3]]
+    for cursor in ("WyJPYnNlcnZhdGlvbiJd", "WyJQYXRpZW50Il0"):  # ["Observation"], ["Patient"] without position
+        assert client.get("", params={**params, "_cursor": cursor}).status_code == 400
 
 
 def test_summary_and_elements(client):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from store_contract import StoreContract
 
-from fhir_server.store.sqlite import SqliteStore
+from fhir_server.search.conditions import Compare
+from fhir_server.store.base import BadPosition
+from fhir_server.store.query import IdIn, IndexEntry, Match, Negate, SortKey
+from fhir_server.store.sqlite import COMMON_TEXT, SqliteStore, _common_text
 
 
 @pytest.fixture()
@@ -27,25 +30,59 @@ class TestSqliteStore(StoreContract):
         second.close()
 
 
-def test_common_prefix_is_scanned_in_id_order_with_the_same_results(store):
-    """Above COMMON_TEXT matches the string clause probes instead of driving: same pages."""
-    from fhir_server.search.conditions import Compare
-    from fhir_server.store.query import IndexEntry, Match
-    from fhir_server.store.sqlite import COMMON_TEXT, _common_text
-
+def _names(store, count: int) -> None:
+    """Patients p00000… with family names durand<i> / martin<i>; every third also given "Martine"."""
     with store.unit() as unit:
-        for i in range(COMMON_TEXT + 50):
+        for i in range(count):
             family = "martin" if i % 2 else "durand"
+            entries = [IndexEntry("string", "name", (f"{family}{i}", family))]
+            if i % 3 == 0:
+                entries.append(IndexEntry("string", "name", ("martine", "Martine")))
             unit.put("Patient", f"p{i:05d}", 1, b"{}", last_updated="2026-01-01T00:00:00.000000Z", method="POST",
-                     entries=[IndexEntry("string", "family", (f"{family}{i}", family))])
-    martin = Match("string", "family", Compare("norm", "prefix", "m"))
-    everyone = Match("string", "family", Compare("norm", "prefix", ""))
-    rare = Match("string", "family", Compare("norm", "prefix", "martin101"))
+                     entries=entries)
+
+
+def _walk(store, clauses, limit: int) -> list[str]:
+    walked, after = [], None
+    while page := store.page("Patient", clauses, limit=limit, after=after):
+        walked += [r.id for r, _ in page]
+        after = page[-1][1]
+    return walked
+
+
+def test_text_prefix_pages_follow_the_text_index_each_resource_once(store):
+    """Unsorted ``name=mar``: pages in (folded text, id) order, stopping when full; no repeats."""
+    _names(store, 40)
+    martins = Match("string", "name", Compare("norm", "prefix", "mar"))
+    expected = {f"p{i:05d}" for i in range(40) if i % 2 or i % 3 == 0}
+    walked = _walk(store, [martins], limit=4)
+    assert len(walked) == len(set(walked)) and set(walked) == expected
+    first = store.page("Patient", [martins], limit=3)
+    assert [r.id for r, _ in first] == ["p00001", "p00011", "p00013"]  # martin1, martin11… in text order
+    assert [position[0] for _, position in first] == ["martin1", "martin11", "martin13"]
+    back = store.page("Patient", [martins], limit=2, before=store.page("Patient", [martins], limit=3)[2][1])
+    assert [r.id for r, _ in back] == ["p00001", "p00011"]
+    with pytest.raises(BadPosition):
+        store.page("Patient", [martins], limit=3, after=("p00002",))  # an id-order position
+
+
+def test_text_order_keeps_other_clauses_and_leaves_sorted_searches_alone(store):
+    _names(store, 40)
+    martins = Match("string", "name", Compare("norm", "prefix", "mar"))
+    skip = Negate(IdIn(("p00011",)))
+    assert [r.id for r in store.find("Patient", [martins, skip], limit=2)] == ["p00001", "p00013"]
+    by_id = (SortKey("_id", "_id"),)
+    assert [r.id for r in store.find("Patient", [martins], limit=3, sort=by_id)] == ["p00000", "p00001", "p00003"]
+
+
+def test_common_contains_is_scanned_in_id_order_with_the_same_results(store):
+    """A ``:contains`` text matching ≥ COMMON_TEXT entries probes in id order instead of driving."""
+    _names(store, COMMON_TEXT + 50)
+    everyone = Match("string", "name", Compare("norm", "contains", "r"))
+    rare = Match("string", "name", Compare("norm", "contains", "in101"))
     conn = store._reader()
-    assert _common_text(conn, "Patient", martin) is False  # half of them: below the threshold, seek
-    assert _common_text(conn, "Patient", everyone) is True  # all of them: probe in id order
-    page = [r.id for r in store.find("Patient", [everyone], limit=5)]
-    assert page == ["p00000", "p00001", "p00002", "p00003", "p00004"]
-    martins = [r.id for r, _ in store.page("Patient", [martin], limit=3, after=("p00002",))]
-    assert martins == ["p00003", "p00005", "p00007"]
+    assert _common_text(conn, "Patient", rare) is False
+    assert _common_text(conn, "Patient", everyone) is True
+    assert [r.id for r in store.find("Patient", [everyone], limit=3)] == ["p00000", "p00001", "p00002"]
+    assert [r.id for r, _ in store.page("Patient", [everyone], limit=2, after=("p00002",))] == ["p00003", "p00004"]
     assert [r.id for r in store.find("Patient", [rare], limit=5)] == ["p00101"]

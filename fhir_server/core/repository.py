@@ -18,7 +18,7 @@ from fhir_server.formats import json as fjson
 from fhir_server.search.extract import index_entries
 from fhir_server.search.include import included
 from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
-from fhir_server.store.base import Record, Store, UnitOfWork, VersionConflict
+from fhir_server.store.base import BadPosition, Record, Store, UnitOfWork, VersionConflict
 from fhir_server.store.query import Clause
 
 
@@ -242,10 +242,11 @@ class Repository:
         check_type(resource_type)
         plan = plan_search(resource_type, params, self.local_base)
         plan.clauses.extend(within)
-        for position in (after, before):
-            if position is not None and len(position) != len(plan.sort) + 1:
-                raise FhirError(400, "invalid", "The page position does not fit this search (was _sort changed?)")
-        page = self.store.page(resource_type, plan.clauses, limit=count, sort=plan.sort, after=after, before=before)
+        try:
+            page = self.store.page(resource_type, plan.clauses, limit=count, sort=plan.sort, after=after,
+                                   before=before)
+        except BadPosition as e:
+            raise FhirError(400, "invalid", str(e)) from None
         return SearchResult([record for record, _ in page], [position for _, position in page], plan)
 
     def included(self, matches: list[Record], plan: SearchPlan, cap: int) -> Included:

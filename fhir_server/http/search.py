@@ -129,22 +129,24 @@ async def search_post(request: Request) -> Response:
 
 
 def _system_page(repository: Repository, types: list[str], params: list[tuple[str, str]], count: int,
-                 cursor: str | None) -> tuple[list, list[str], bool]:
-    """Matches across types, in (type order, id) order, starting after ``cursor`` = "Type/id"."""
-    start_type, _, start_id = (cursor or "").partition("/")
-    records, unsupported = [], []
-    started = cursor is None
-    for resource_type in types:
-        if not started and resource_type != start_type:
-            continue
-        after = (start_id,) if not started else None
-        started = True
+                 cursor: tuple | None) -> tuple[list, list[str], tuple | None]:
+    """Matches across types, type after type, starting after ``cursor`` = (type, *position).
+
+    Returns the records, the unsupported parameters and the cursor of the next page (None: last).
+    """
+    start_type, *start = cursor or (types[0],)
+    if start_type not in types:
+        raise FhirError(400, "invalid", "_cursor is not a page position of this search (was _type changed?)")
+    records, positions, unsupported = [], [], []
+    for resource_type in types[types.index(start_type):]:
+        after = tuple(start) if cursor and resource_type == start_type else None
         result = repository.search(resource_type, params, count=count + 1 - len(records), after=after)
         unsupported += [f"{resource_type}:{name}" for name in result.plan.unsupported]
         records += result.records
+        positions += [(resource_type, *p) for p in result.positions]
         if len(records) > count:
-            return records[:count], unsupported, True
-    return records, unsupported, False
+            return records[:count], unsupported, positions[count - 1]
+    return records, unsupported, None
 
 
 async def system_search(request: Request) -> Response:
@@ -154,8 +156,8 @@ async def system_search(request: Request) -> Response:
     wanted = request.query_params.get("_type")
     types = [check_type(t) for t in wanted.split(",")] if wanted else list(SUPPORTED_TYPES)
     count = count_value(request.query_params.get("_count"), config)
-    records, unsupported, more = _system_page(repo(request), types, params, count,
-                                              request.query_params.get("_cursor"))
+    cursor = decode_position(request.query_params.get("_cursor"), "_cursor")
+    records, unsupported, following = _system_page(repo(request), types, params, count, cursor)
     if "_sort" in request.query_params:
         unsupported.append("_sort (across types)")
     if unsupported and prefer(request).strict:
@@ -167,6 +169,6 @@ async def system_search(request: Request) -> Response:
         entries.append(_unsupported_entry(unsupported))
     criteria = [(k, v) for k, v in request.query_params.multi_items() if k != "_cursor"]
     links = [link("self", base, list(request.query_params.multi_items()))]
-    if more:
-        links.append(link("next", base, [*criteria, ("_cursor", f"{records[-1].type}/{records[-1].id}")]))
+    if following:
+        links.append(link("next", base, [*criteria, ("_cursor", encode_position(following))]))
     return render(request, bundle("searchset", entries, links))

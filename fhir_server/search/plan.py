@@ -52,8 +52,8 @@ class SearchPlan:
 
 def _string_cond(value: str, modifier: str | None) -> Cond:
     text = unescape(value)
-    if modifier == "exact":
-        return Compare("raw", "=", text)
+    if modifier == "exact":  # the folded text narrows the index range to seek, the raw text decides
+        return all_of(Compare("norm", "=", string.fold(text)), Compare("raw", "=", text))
     return Compare("norm", "contains" if modifier == "contains" else "prefix", string.fold(text))
 
 

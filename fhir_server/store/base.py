@@ -27,6 +27,10 @@ class Record:
     method: str = "PUT"  # POST, PUT, PATCH or DELETE: how this version was written
 
 
+class BadPosition(ValueError):
+    """A page position that this search cannot continue from (another search's, or altered)."""
+
+
 class VersionConflict(Exception):
     """The version written is not the next one: another writer got there first."""
 
@@ -62,16 +66,18 @@ class Store(Protocol):
     def vread(self, type_: str, id_: str, version: int) -> Record | None: ...
 
     def find(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = ()) -> list[Record]:
-        """Current resources matching every clause, ordered by ``sort`` then id."""
+        """Current resources matching every clause, in the order of ``page``."""
         ...
 
     def page(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = (),
              after: tuple | None = None, before: tuple | None = None) -> list[tuple[Record, tuple]]:
-        """Like ``find``, each record with its position (its sort values, then its id).
+        """Like ``find``, each record with its position in the page order.
 
-        A page continues strictly after the position ``after`` or ends strictly before ``before``
+        Positions are opaque to callers: the sort values then the id, or, without ``sort``, any
+        stable order the store finds cheapest (SQLite walks a text index in its own order). A
+        page continues strictly after the position ``after`` or ends strictly before ``before``
         (keyset paging): resources present throughout are never skipped or repeated, whatever is
-        written between two pages.
+        written between two pages. A position the search cannot continue from raises BadPosition.
         """
         ...
 

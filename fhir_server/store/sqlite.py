@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-from fhir_server.store.base import Record, VersionConflict
+from fhir_server.store.base import BadPosition, Record, VersionConflict
 from fhir_server.store.query import INDEX_COLUMNS, Clause, IndexEntry, Match, SortKey
-from fhir_server.store.sqlite_query import SqlBuilder, best_driver, keyset
+from fhir_server.store.sqlite_query import SqlBuilder, best_driver, key_ordered, text_ordered, text_range
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -183,29 +183,22 @@ class SqliteStore:
     def page_on(conn: sqlite3.Connection, type_: str, clauses: list[Clause], *, limit: int,
                 sort: tuple[SortKey, ...] = (), after: tuple | None = None, before: tuple | None = None
                 ) -> list[tuple[Record, tuple]]:
-        sql = SqlBuilder()
-        if not sort and _common_text(conn, type_, best_driver(clauses)):
-            sql.demoted.add(id(best_driver(clauses)))
-        keys = [sql.sort_expression(k, "r") for k in sort]
-        select_keys = "".join(f", {expr} AS k{i}" for i, expr in enumerate(keys))
-        sort_args = len(sql.args)  # the sort sub-selects come before the WHERE in the SQL text
-        where = sql.clauses(clauses, "r")
-        inner = (f"SELECT {RECORD_COLUMNS}, r.id AS kid{select_keys} FROM resource r"
-                 f" JOIN history h ON h.seq = r.seq WHERE r.type = ? AND r.deleted = 0 AND {where}")
-        args = [*sql.args[:sort_args], type_, *sql.args[sort_args:]]
-        columns = [f"k{i}" for i in range(len(sort))] + ["kid"]
-        directions = [k.descending for k in sort]
-        outer, outer_args = "1", []
+        driver = best_driver(clauses)
+        if not sort and text_range(driver):
+            query = text_ordered(type_, driver, clauses, RECORD_COLUMNS)
+        else:
+            demoted = {id(driver)} if not sort and _common_text(conn, type_, driver) else set()
+            query = key_ordered(type_, clauses, sort, RECORD_COLUMNS, demoted)
         position = before if before is not None else after
+        outer, outer_args = "1", []
         if position is not None:
-            outer, outer_args = keyset(columns, directions, tuple(position), backwards=before is not None)
-        flip = before is not None
-        order = [f"k{i} {'DESC' if d != flip else 'ASC'} NULLS {'FIRST' if flip else 'LAST'}"
-                 for i, d in enumerate(directions)] + [f"kid {'DESC' if flip else 'ASC'}"]
-        rows = conn.execute(f"SELECT * FROM ({inner}) WHERE {outer} ORDER BY {', '.join(order)} LIMIT ?",
-                            [*args, *outer_args, limit]).fetchall()
+            if len(position) != len(query.directions) + 1:
+                raise BadPosition("The page position does not fit this search (was _sort changed?)")
+            outer, outer_args = query.beyond(tuple(position), backwards=before is not None)
+        rows = conn.execute(f"SELECT * FROM ({query.sql}) WHERE {outer} ORDER BY {query.order(before is not None)}"
+                            " LIMIT ?", [*query.args, *outer_args, limit]).fetchall()
         page = [(_record(row[:7]), tuple(row[8:]) + (row[7],)) for row in rows]
-        return page[::-1] if flip else page
+        return page[::-1] if before is not None else page
 
     @staticmethod
     def find_on(conn: sqlite3.Connection, type_: str, clauses: list[Clause], *, limit: int,

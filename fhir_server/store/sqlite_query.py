@@ -191,6 +191,79 @@ def _drive_rank(clause: Clause) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class Ordered:
+    """A search as SQL selecting ``RECORD_COLUMNS, kid, k0, k1…`` and the order its pages follow.
+
+    ``directions`` says, per ``k`` column, whether it descends; the id (``kid``) always ascends
+    last. ``bounded``: the leading key is never NULL and ascending, and the SQL walks an index in
+    that order, so a page position also becomes a range bound the index seeks to.
+    """
+
+    sql: str
+    args: list
+    directions: list[bool]
+    bounded: bool = False
+
+    def order(self, backwards: bool) -> str:
+        nulls = "" if self.bounded else f" NULLS {'FIRST' if backwards else 'LAST'}"
+        keys = [f"k{i} {'DESC' if d != backwards else 'ASC'}{nulls}" for i, d in enumerate(self.directions)]
+        return ", ".join([*keys, f"kid {'DESC' if backwards else 'ASC'}"])
+
+    def beyond(self, position: tuple, backwards: bool) -> tuple[str, list]:
+        """SQL keeping the rows strictly after (or before) ``position`` in this order."""
+        columns = [f"k{i}" for i in range(len(self.directions))] + ["kid"]
+        where, args = keyset(columns, self.directions, position, backwards)
+        if self.bounded:
+            where, args = f"k0 {'<=' if backwards else '>='} ? AND {where}", [position[0], *args]
+        return where, args
+
+
+def key_ordered(type_: str, clauses, sort: tuple[SortKey, ...], record_columns: str, demoted: set[int]) -> Ordered:
+    """Matches in ``sort`` order then id: one clause drives (unless demoted), the others probe."""
+    sql = SqlBuilder(demoted=demoted)
+    keys = "".join(f", {sql.sort_expression(k, 'r')} AS k{i}" for i, k in enumerate(sort))
+    sort_args = sql.args
+    sql.args = []  # the sort sub-selects come before the WHERE in the SQL text, type_ between them
+    where = sql.clauses(clauses, "r")
+    return Ordered(f"SELECT {record_columns}, r.id AS kid{keys} FROM resource r JOIN history h ON h.seq = r.seq"
+                   f" WHERE r.type = ? AND r.deleted = 0 AND {where}",
+                   [*sort_args, type_, *sql.args], [k.descending for k in sort])
+
+
+def text_range(driver: Clause | None) -> bool:
+    """Whether ``driver`` is a text clause selecting one range of folded text (a prefix or a word)."""
+    if not isinstance(driver, Match) or driver.kind != "string":
+        return False
+    parts = driver.cond.parts if isinstance(driver.cond, All) else (driver.cond,)
+    return any(isinstance(p, Compare) and p.column == "norm" and p.op in ("prefix", "=") for p in parts)
+
+
+def text_ordered(type_: str, driver: Match, clauses, record_columns: str) -> Ordered:
+    """Matches of a text range in the order of the text index: (folded text, raw text, id).
+
+    An unsorted search may come in any stable order. Walking the text index in its own order
+    stops as soon as a page is full, however many resources share the prefix (``name=HÉL`` at a
+    million resources), where id order would have to list and sort every match first. A resource
+    with several matching entries comes once, at its first one.
+    """
+    sql = SqlBuilder()
+    sql.args += [type_, driver.param]
+    here = sql.cond(driver.cond, "x", "string")
+    earlier = sql.cond(driver.cond, "y", "string")
+    probes = sql.probes([c for c in clauses if c is not driver], "r")
+    return Ordered(
+        f"SELECT {record_columns}, x.id AS kid, x.norm AS k0, x.raw AS k1"
+        " FROM idx_string x INDEXED BY idx_string_by_value CROSS JOIN resource r CROSS JOIN history h"
+        f" WHERE x.type = ? AND x.param = ? AND {here}"
+        " AND r.type = x.type AND r.id = x.id AND r.deleted = 0 AND h.seq = r.seq"
+        " AND NOT EXISTS (SELECT 1 FROM idx_string y INDEXED BY idx_string_owner"
+        f" WHERE y.type = x.type AND y.id = x.id AND y.param = x.param AND {earlier}"
+        " AND (y.norm < x.norm OR (y.norm = x.norm AND (y.raw < x.raw OR (y.raw = x.raw AND y.rowid < x.rowid)))))"
+        f" AND {probes}",
+        sql.args, [False, False], bounded=True)
+
+
 def keyset(positions: list[str], directions: list[bool], position: tuple, backwards: bool) -> tuple[str, list]:
     """SQL selecting rows strictly after (or before) ``position`` in an ORDER BY of the sort keys
     (``directions``: True = descending, NULLS LAST) followed by ascending id (the last column)."""
