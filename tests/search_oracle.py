@@ -162,6 +162,10 @@ def _token_match(value, query: str, modifier: str | None) -> bool:
         return any(fold(t).startswith(fold(_unescape(query))) for t in texts_of(value))
     parts = [_unescape(part) for part in _split(query, "|")]
     system, code = (ANY_SYSTEM, parts[0]) if len(parts) == 1 else (parts[0] or None, parts[1] or None)
+    if modifier == "below":  # ATC / ICD-10 codes spell their hierarchy: descendants extend the code
+        return any(s == system and c.startswith(code) for s, c in tokens_of(value))
+    if modifier == "above":
+        return any(s == system and code.startswith(c) for s, c in tokens_of(value))
     return any((system is ANY_SYSTEM or s == system) and (code is None or c == code) for s, c in tokens_of(value))
 
 

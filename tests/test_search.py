@@ -297,6 +297,29 @@ def test_system_search_over_several_types(client):
     assert ids(r.json()) == [pat]
 
 
+def test_token_below_and_above_on_code_hierarchies(client):
+    """ICD-10 and ATC codes spell their hierarchy; LOINC has none we know, so it is reported."""
+    tag, icd = unique(), "http://hl7.org/fhir/sid/icd-10"
+
+    def booked(*codes: str) -> str:
+        return create(client, {"resourceType": "Appointment", "status": "booked", "identifier": [{"value": tag}],
+                               "participant": [{"status": "accepted", "actor": {"reference": "Patient/x"}}],
+                               "reasonCode": [{"coding": [{"system": icd, "code": c} for c in codes]}]})
+
+    i21, i21_0, i25, j45 = booked("I21"), booked("I21.0"), booked("I25.1"), booked("J45", "I21.0")
+    found = search(client, "Appointment", identifier=tag, **{"reason-code:below": f"{icd}|I21"})
+    assert sorted(found) == sorted([i21, i21_0, j45])
+    found = search(client, "Appointment", identifier=tag, **{"reason-code:below": f"{icd}|I2"})
+    assert sorted(found) == sorted([i21, i21_0, i25, j45])
+    found = search(client, "Appointment", identifier=tag, **{"reason-code:above": f"{icd}|I21.0"})
+    assert sorted(found) == sorted([i21, i21_0, j45])
+    assert search(client, "Appointment", identifier=tag, **{"reason-code:above": f"{icd}|I2"}) == []
+    unknown = {"identifier": tag, "reason-code:below": "http://loinc.org|11488-4"}
+    assert client.get("/Appointment", params=unknown, headers={"Prefer": "handling=strict"}).status_code == 400
+    outcome = client.get("/Appointment", params=unknown).json()["entry"][-1]
+    assert "reason-code:below" in outcome["resource"]["issue"][0]["diagnostics"]
+
+
 def test_system_search_pages_by_name_across_types(client):
     """``name`` pages in text order within each type; the cursor carries the type and the position."""
     tag = unique()

@@ -61,6 +61,10 @@ CONFIDENTIALITY = [("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", 
                    for c, d in (("N", "normal"), ("R", "restreint"), ("V", "très restreint"))]
 SERVICE_TYPES = [("http://terminology.hl7.org/CodeSystem/service-type", "124", "Cardiologie"),
                  ("urn:oid:1.2.250.1.213.2.5", "VAC", "Vaccination")]
+ICD10, ATC = "http://hl7.org/fhir/sid/icd-10", "http://www.whocc.no/atc"
+REASONS = [(ICD10, "I21", "Infarctus aigu du myocarde"), (ICD10, "I21.0", "Infarctus transmural antérieur"),
+           (ICD10, "I25.1", "Cardiopathie athéroscléreuse"), ("urn:oid:2.16.840.1.113883.6.3", "J45", "Asthme"),
+           (ATC, "A10BA02", "metformine"), (ATC, "A10B", "Hypoglycémiants"), (LOINC, "11488-4", "Consultation")]
 MEDIUMS = [("http://terminology.hl7.org/CodeSystem/v3-ParticipationMode", c, d)
            for c, d in (("EMAILWRIT", "email"), ("PHONE", "téléphone"))]
 URLS = ["https://dmp.example.fr/docs/2024/cr-1.pdf", "https://dmp.example.fr/docs/2024", "https://dmp.example.fr/docs",
@@ -96,7 +100,7 @@ PARAMS: dict[str, dict[str, list[str]]] = {
     },
     "Appointment": {
         "string": ["description"],
-        "token": ["status", "part-status", "service-type", "identifier"],
+        "token": ["status", "part-status", "service-type", "identifier", "reason-code"],
         "date": ["date"],
         "reference": ["actor", "patient", "practitioner", "location"],
     },
@@ -242,6 +246,7 @@ appointments = st.fixed_dictionaries({
 }, optional={
     "start": date_texts("instant"), "description": st.sampled_from(TEXTS), "comment": st.sampled_from(TEXTS),
     "serviceType": listed(concepts(SERVICE_TYPES)), "identifier": listed(identifiers),
+    "reasonCode": listed(concepts(REASONS)),
 })
 
 communications = st.fixed_dictionaries({
@@ -311,6 +316,8 @@ def string_values(draw, resources: list[dict], code: str, modifier: str | None) 
 @st.composite
 def token_values(draw, resources: list[dict], code: str, modifier: str | None) -> str:
     values = _values(resources, code)
+    if modifier in ("above", "below"):
+        return draw(hierarchy_values([p for v in values for p in tokens_of(v)]))
     if modifier == "text":
         return _escape(draw(text_variants([t for v in values for t in texts_of(v)] + TEXTS[:1])))
     pairs = [p for v in values for p in tokens_of(v)] + [(LOINC, "11488-4"), (None, "abc123"), (None, "male")]
@@ -323,6 +330,15 @@ def token_values(draw, resources: list[dict], code: str, modifier: str | None) -
     if form == "system|" and system:
         return f"{_escape(system)}|"
     return ("|" if form == "|code" else "") + _escape(code_)
+
+
+@st.composite
+def hierarchy_values(draw, pairs: list[tuple[str | None, str]]) -> str:
+    """``system|code`` of a prefix hierarchy: a code of the data, cut shorter or extended."""
+    known = [(s, c) for s, c in pairs if s in (ICD10, ATC)] + [(ICD10, "I2"), (ATC, "A10BA02"), (ICD10, "I21.09")]
+    system, code = draw(st.sampled_from(known))
+    cut = draw(st.integers(1, len(code) + 1))
+    return f"{system}|{code[:cut]}" if cut <= len(code) else f"{system}|{code}9"
 
 
 @st.composite
@@ -395,7 +411,7 @@ def queries(draw, resources: list[dict], kind: str, modifier: str | None = None,
     if kind == "string":
         value = _or(draw, string_values(resources, code, modifier))
     elif kind == "token":
-        value = _or(draw, token_values(resources, code, "text" if modifier == "text" else None))
+        value = _or(draw, token_values(resources, code, modifier if modifier in ("text", "above", "below") else None))
     elif kind == "date":
         value = _or(draw, date_values(resources, code, options.get("prefix")))
     elif kind == "reference":
@@ -469,6 +485,17 @@ def test_token_not(data: st.DataObject) -> None:
 @given(st.data())
 def test_token_text(data: st.DataObject) -> None:
     check(data, "token", "text")
+
+
+@pytest.mark.parametrize("modifier", ["below", "above"])
+@settings(ORACLE, max_examples=15)
+@given(data=st.data())
+def test_token_hierarchy(modifier: str, data: st.DataObject) -> None:
+    """:below / :above on codes whose hierarchy is in the code (ATC, ICD-10), on Appointment reasons."""
+    resources = data.draw(resource_sets("Appointment"), label="resources")
+    searches = [[(f"reason-code:{modifier}", _or(data.draw, token_values(resources, "reason-code", modifier)))]
+                for _ in range(3)]
+    assert_agree(resources, "Appointment", searches)
 
 
 @pytest.mark.parametrize("kind", ["string", "token", "date", "reference", "uri"])

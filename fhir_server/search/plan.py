@@ -183,7 +183,10 @@ def _occurrence(resource_type: str, links: tuple[Link, ...], values: tuple[str, 
     if modifier not in MODIFIERS[param.type] and not is_type_modifier:
         raise Unsupported(f"{first.name}:{modifier}")
     if param.type == "token" and modifier in ("above", "below"):
-        raise Unsupported(f"{first.name}:{modifier}")
+        conds = [token.hierarchy_condition(v, modifier) for v in values]
+        if None in conds:
+            raise Unsupported(f"{first.name}:{modifier}")  # a hierarchy we do not know
+        return Match("token", param.code, any_of(*conds))
     if modifier == "identifier":  # a reference searched by the identifier it carries
         return Match("token", IDENTIFIER.format(param.code), any_of(*(_token_cond(v, None) for v in values)))
     if modifier == "of-type":

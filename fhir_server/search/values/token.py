@@ -20,12 +20,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fhir_server.core.errors import FhirError
+from fhir_server.search.conditions import Compare, Cond, all_of
 
 #: ContactPoint.system codes (R4, required binding): tells a ContactPoint from an Identifier.
 CONTACT_POINT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
 #: ContactPoint.use codes that Identifier.use does not share (both have "temp" and "old").
 _CONTACT_ONLY_USES = frozenset({"home", "work", "mobile"})
 _ESCAPABLE = frozenset(",|$\\")
+#: Code systems whose codes spell their own hierarchy, so a code's ancestors are its prefixes:
+#: ATC (A → A10 → A10B → A10BA → A10BA02) and ICD-10 / CIM-10 (I → I2 → I21 → I21.0). Other
+#: systems would need a terminology server: ``:above`` / ``:below`` on them is reported unsupported.
+PREFIX_HIERARCHIES = frozenset({
+    "http://www.whocc.no/atc", "urn:oid:2.16.840.1.113883.6.73",  # ATC
+    "http://hl7.org/fhir/sid/icd-10", "urn:oid:2.16.840.1.113883.6.3",  # ICD-10, CIM-10 (FRENCH_STANDARDS)
+})
 
 
 @dataclass(frozen=True)
@@ -151,3 +159,16 @@ def parse_of_type(raw: str) -> tuple[str, str, str]:
         raise FhirError(400, "invalid", f"':of-type' needs 'system|code|value', got '{raw}'")
     system, code, value = parts
     return system, code, value
+
+
+def hierarchy_condition(raw: str, modifier: str) -> Cond | None:
+    """``:below`` (the code and what it subsumes) or ``:above`` (the code and what subsumes it) on a
+    ``system|code`` of a prefix hierarchy; None when the hierarchy is unknown."""
+    q = parse_token(raw)
+    if q.any_system or q.system not in PREFIX_HIERARCHIES or not q.code:
+        return None
+    if modifier == "below":
+        codes = Compare("code", "prefix", q.code)
+    else:
+        codes = Compare("code", "in", tuple(q.code[:end] for end in range(1, len(q.code) + 1)))
+    return all_of(Compare("system", "=", q.system), codes)
