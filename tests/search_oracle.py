@@ -18,6 +18,16 @@ Where R4 leaves a choice, the project's: string matching also ignores ligatures 
 ``oeuvray``) and runs of spaces; a date or query without a time zone is in Europe/Paris. References
 follow R4 search.html#reference: ``[id]`` and ``[type]/[id]`` name local references (relative, or
 absolute on ``LOCAL_BASE``); a reference to another server matches only its own URL.
+
+Numbers and quantities (R4 search.html#number, #quantity, #prefix), compared as exact fractions:
+a value written with N significant figures stands for the range of ± half its last digit (``100``
+is [99.5, 100.5), ``1e2`` [50, 150), ``5.40e-3`` ± 0.000005). ``eq``/``ne``: the target's value
+is (not) in the search value's range ("searching for values in the range [99.5 ... 100.5)");
+``gt lt ge le``: the exact values ("less than exactly 100"); ``sa``/``eb``: the target decimal's
+own range lies wholly above / below the exact search value (#prefix: "sa and eb are not used with
+integer values but are used for decimals", "the number 2.0 has an implicit range of 1.95 to
+2.05"); ``ap``, whose width R4 leaves to the server: within 10% of the search value, or ``eq``.
+No unit conversion (R4: the server "may choose" canonical units); ``||code`` is the code or the unit.
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ import tempfile
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from decimal import Decimal
+from fractions import Fraction
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -296,6 +308,47 @@ def _uri_match(value, query: str, modifier: str | None) -> bool:
     return value == query
 
 
+# --- number and quantity ----------------------------------------------------------------------
+
+def number_range(text: str) -> tuple[Fraction, Fraction]:
+    """[value − ½, value + ½) of the last digit written: ``100`` → [99.5, 100.5), ``1e2`` → [50, 150)."""
+    mantissa, _, exponent = text.lower().partition("e")
+    half = Fraction(1, 2) * Fraction(10) ** (int(exponent or 0) - len(mantissa.partition(".")[2]))
+    value = Fraction(text)
+    return value - half, value + half
+
+
+def _number_match(value, query: str) -> bool:
+    """One resource number (an int or a Decimal as the JSON wrote it) against ``[prefix]number``."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return False
+    prefix, text = (query[:2], query[2:]) if query[:2].isalpha() else ("eq", query)
+    target, wanted = Fraction(str(value)), Fraction(text)
+    low, high = number_range(text)
+    in_range = low <= target < high
+    if prefix in ("eq", "ne"):
+        return in_range == (prefix == "eq")
+    if prefix == "ap":
+        return in_range or abs(target - wanted) <= abs(wanted) / 10
+    if prefix in ("sa", "eb"):
+        own_low, own_high = number_range(str(value))
+        return own_low > wanted if prefix == "sa" else own_high <= wanted
+    return {"gt": target > wanted, "lt": target < wanted, "ge": target >= wanted, "le": target <= wanted}[prefix]
+
+
+def _quantity_match(value, query: str) -> bool:
+    """``number``, ``number|system|code``, ``number|system|`` or ``number||code`` (code or unit)."""
+    if not isinstance(value, dict) or "value" not in value:
+        return False
+    number, *unit = query.split("|")
+    system, code = (unit[0] or None, unit[1] or None) if unit else (None, None)
+    if system is not None and value.get("system") != system:
+        return False
+    if code is not None and code not in ((value.get("code"),) if system else (value.get("code"), value.get("unit"))):
+        return False
+    return _number_match(value["value"], number)
+
+
 # --- the query --------------------------------------------------------------------------------
 
 def _kind(resource_type: str, code: str) -> str:
@@ -304,13 +357,16 @@ def _kind(resource_type: str, code: str) -> str:
 
 def matches(resource: dict, name: str, raw: str, now: datetime | None = None) -> bool:
     """One ``name=value`` of a query: any value of the parameter matches any comma alternative;
-    ``:not`` is none does, ``:missing=true`` that the expression selects nothing."""
+    ``:not`` is none does, ``:missing=true`` that the expression selects nothing (for a quantity,
+    nothing with a number: a Quantity with a unit only has no value any search could match)."""
     code, _, modifier = name.partition(":")
     modifier = modifier or None
     values = values_of(resource, code)
-    if modifier == "missing":
-        return (not values) == (raw == "true")
     kind = _kind(resource["resourceType"], code)
+    if modifier == "missing":
+        if kind == "quantity":
+            values = [v for v in values if isinstance(v, dict) and isinstance(v.get("value"), int | Decimal)]
+        return (not values) == (raw == "true")
     alternatives = _split(raw, ",")
     if kind == "token":
         hit = any(_token_match(v, a, None if modifier == "not" else modifier) for v in values for a in alternatives)
@@ -320,6 +376,8 @@ def matches(resource: dict, name: str, raw: str, now: datetime | None = None) ->
         "date": lambda v, a: _date_match(v, a, now),
         "reference": lambda v, a: _reference_match(v, a, modifier),
         "uri": lambda v, a: _uri_match(v, a, modifier),
+        "number": _number_match,
+        "quantity": _quantity_match,
     }[kind]
     return any(test(v, a) for v in values for a in alternatives)
 

@@ -11,7 +11,7 @@ from fhir_server.config import SUPPORTED_TYPES
 from fhir_server.core.resources import now_instant
 from fhir_server.http.context import base_url
 from fhir_server.http.responses import Response, render
-from fhir_server.search.registry import params_for
+from fhir_server.search.registry import on_reload, params_for
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type",
                      "create", "search-type")
@@ -66,6 +66,9 @@ def capability_statement(base: str) -> dict:
             "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
         }],
     }
+
+
+on_reload(capability_statement.cache_clear)  # it lists the search parameters
 
 
 async def metadata(request: Request) -> Response:

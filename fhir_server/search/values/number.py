@@ -161,12 +161,14 @@ def parse_quantity(raw: str) -> QuantityQuery:
 # --- conditions ------------------------------------------------------------------------------------
 
 def _approximately(q: NumberQuery) -> Cond:
-    """Within 10% of the search value, or within its precision range when that is wider."""
+    """Within 10% of the search value (inclusive), or within its precision range ``[low, high)`` when
+    that is wider: the union of two ranges around the value, so ``ap0`` is ``eq0`` (0.5 is not in it)."""
     margin = abs(q.value).scaleb(-1)  # exact, unlike a division in the default context
     with localcontext() as ctx:
         ctx.prec = len(q.value.as_tuple().digits) + 3
-        low, high = min(q.low, q.value - margin), max(q.high, q.value + margin)
-    return all_of(Compare("value", ">=", low), Compare("value", "<=", high))
+        low, high = q.value - margin, q.value + margin
+    upper = Compare("value", "<=", high) if high >= q.high else Compare("value", "<", q.high)
+    return all_of(Compare("value", ">=", min(low, q.low)), upper)
 
 
 def number_condition(q: NumberQuery) -> Cond:
