@@ -17,13 +17,17 @@ from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import Repository
 from fhir_server.http import bundle, history, metadata, read, search, write
+from fhir_server.http.context import header
 from fhir_server.http.responses import render_error
 from fhir_server.http.router import Handler, Router
 from fhir_server.search.registry import warm_up
+from fhir_server.security.authenticate import Authenticator, check_settings
 from fhir_server.store import open_store
 
 log = logging.getLogger("mes")
 Message = dict[str, Any]
+#: Paths answered without a token: they hold no patient data.
+PUBLIC_PATHS = frozenset({"/fhir/metadata"})
 
 
 def needs_criteria(handler: Handler) -> Handler:
@@ -57,7 +61,8 @@ class FhirApp:
     """ASGI app; ``on_start`` runs once the store is open (e.g. to load the demo data)."""
 
     def __init__(self, settings: Settings, on_start: Callable[[Repository], None] | None = None) -> None:
-        self.state = SimpleNamespace(settings=settings, repository=None)
+        check_settings(settings)
+        self.state = SimpleNamespace(settings=settings, repository=None, authenticator=None)
         self._on_start = on_start
         self._router = fhir_routes()
 
@@ -72,6 +77,10 @@ class FhirApp:
         scope["app"] = self
         request = Request(scope, receive)
         try:
+            if scope["path"] not in PUBLIC_PATHS:
+                scope["mes.access"] = self.state.authenticator.access(
+                    self.state.repository.store, header(request, "authorization"), header(request, "x-access-mode"),
+                    header(request, "x-access-reason"))
             handler, scope["path_params"] = self._router.resolve(scope["method"], scope["path"])
             response = await handler(request)
         except FhirError as error:
@@ -83,6 +92,7 @@ class FhirApp:
 
     def _open(self) -> None:
         warm_up()
+        self.state.authenticator = Authenticator(self.state.settings)
         self.state.repository = Repository(open_store(self.state.settings), self.state.settings.fhir_base)
         if self._on_start is not None:
             self._on_start(self.state.repository)

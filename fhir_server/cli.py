@@ -1,10 +1,12 @@
-"""The ``mes`` command: ``mes serve`` runs the server (see ``mes serve --help``)."""
+"""The ``mes`` command: ``mes serve`` runs the server, ``mes token`` prints a development token."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
 from fhir_server.config import load_settings
 
@@ -17,7 +19,8 @@ def _serve(args: argparse.Namespace) -> int:
     from fhir_server.app import create_app
     from fhir_server.demo import load_demo
 
-    settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir)
+    auth = args.auth or ("off" if args.demo and "MES_AUTH" not in os.environ else None)
+    settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir, auth=auth)
     app = create_app(settings, on_start=load_demo if args.demo else None)
     log.info("FHIR base %s, data in %s", settings.fhir_base, settings.database_path)
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
@@ -32,9 +35,32 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (env MES_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (env MES_PORT, default 8080)")
     serve.add_argument("--data-dir", help="data directory, created if absent (env MES_DATA_DIR, default ./var)")
-    serve.add_argument("--demo", action="store_true", help="load a small synthetic French dataset on first start")
+    serve.add_argument("--demo", action="store_true", help="load a small synthetic French dataset on first start"
+                       " (and turn authentication off unless --auth or MES_AUTH says otherwise)")
+    serve.add_argument("--auth", choices=("on", "off"), help="bearer tokens required (env MES_AUTH, default on;"
+                       " off only on a loopback host, for development)")
     serve.set_defaults(run=_serve)
+    token = commands.add_parser("token", help="print a development token that a server on the same data"
+                                " directory accepts")
+    token.add_argument("--data-dir", help="the server's data directory (env MES_DATA_DIR, default ./var)")
+    token.add_argument("--sub", required=True, help="Patient/…, Practitioner/…, PractitionerRole/…,"
+                       " RelatedPerson/…, or a system client id")
+    token.add_argument("--scope", required=True, help="SMART scopes, e.g. 'patient/*.rs' or 'system/*.*'")
+    token.add_argument("--purpose", choices=("normal", "bris_de_glace", "centre_15"), help="DMP access mode")
+    token.add_argument("--reason", help="the stated reason of a bris_de_glace or centre_15 access")
+    token.add_argument("--aud", help="audience (default: the FHIR base URL from MES_HOST/MES_PORT/MES_BASE_URL)")
+    token.add_argument("--lifetime", type=int, default=3600, help="seconds of validity (default 3600)")
+    token.set_defaults(run=_token)
     return root
+
+
+def _token(args: argparse.Namespace) -> int:
+    from fhir_server.security.devkeys import issue_dev_token
+
+    settings = load_settings(data_dir=args.data_dir)
+    print(issue_dev_token(Path(settings.data_dir), args.sub, args.scope, args.aud or settings.fhir_base,
+                          purpose=args.purpose, reason=args.reason, lifetime_s=args.lifetime))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

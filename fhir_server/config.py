@@ -13,8 +13,13 @@ from pathlib import Path
 #: Resource types the server stores and serves; any other type answers 404.
 SUPPORTED_TYPES: tuple[str, ...] = (
     "Patient", "DocumentReference", "Appointment", "Communication", "Binary", "Practitioner",
-    "PractitionerRole", "Organization", "List", "AuditEvent", "Consent", "Provenance",
+    "PractitionerRole", "Organization", "List", "AuditEvent", "Consent", "Provenance", "RelatedPerson",
 )
+
+#: Extra SearchParameter definitions (JSON arrays or Bundles), ``os.pathsep``-separated file paths.
+#: Read by ``search/registry.py`` rather than ``Settings``: search parameters are process-wide, like
+#: the R4 ones, and checked when the server starts (``docs/user-guide.md``, "Custom search parameters").
+SEARCH_PARAMETERS_ENV = "MES_SEARCH_PARAMETERS"
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,16 @@ class Settings:
     max_include: int = field(default=1000, metadata={"help": "most _include/_revinclude resources per page"})
     sqlite_synchronous: str = field(default="NORMAL", metadata={
         "help": "SQLite synchronous mode: NORMAL survives a process crash, FULL also a power loss"})
+    auth: str = field(default="on", metadata={
+        "help": "on: bearer tokens required; off: full access for everyone (loopback hosts only, development)"})
+    auth_keys: str = field(default="", metadata={"help": "PEM public keys or certificates trusted for RS256/ES256 "
+                                                         "tokens, separated by ':'"})
+    auth_jwks: str = field(default="", metadata={"help": "a JWKS file of trusted token keys"})
+    auth_audience: str = field(default="", metadata={"help": "accepted token audiences, space-separated "
+                                                             "(default: the FHIR base URL)"})
+    auth_issuer: str = field(default="", metadata={"help": "the required token issuer, if any"})
+    auth_hs256_secret: str = field(default="", metadata={
+        "help": "development only: also accept HS256 tokens with this secret (loopback hosts only)"})
 
     @property
     def fhir_base(self) -> str:

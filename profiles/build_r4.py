@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).parent / "r4"
 #: The resource types the server serves (fhir_server.config.SUPPORTED_TYPES) and their bases.
 SERVED = {"Patient", "DocumentReference", "Appointment", "Communication", "Binary", "Practitioner",
-          "PractitionerRole", "Organization", "List", "AuditEvent", "Consent", "Provenance",
+          "PractitionerRole", "Organization", "List", "AuditEvent", "Consent", "Provenance", "RelatedPerson",
           "Resource", "DomainResource"}
 SEARCH_PARAMETER_FIELDS = ("url", "name", "code", "base", "type", "expression", "target", "multipleOr",
                            "multipleAnd", "comparator", "modifier", "chain", "component")

@@ -35,6 +35,7 @@ class ThreadServer:
 
     def __init__(self, data_dir: Path, **overrides) -> None:
         self.port = free_port()
+        overrides.setdefault("auth", "off")  # tests of access control turn it on
         settings = load_settings(host="127.0.0.1", port=self.port, data_dir=data_dir, **overrides)
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on", loop="asyncio")
@@ -67,7 +68,8 @@ class ProcessServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ProcessServer:
-        env = {**os.environ, "MES_PORT": str(self.port), "MES_DATA_DIR": str(self.data_dir), "MES_HOST": "127.0.0.1"}
+        env = {"MES_AUTH": "off", **os.environ, "MES_PORT": str(self.port), "MES_DATA_DIR": str(self.data_dir),
+               "MES_HOST": "127.0.0.1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", *self.args], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 20

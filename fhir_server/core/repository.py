@@ -18,8 +18,11 @@ from fhir_server.formats import json as fjson
 from fhir_server.search.extract import index_entries
 from fhir_server.search.include import included
 from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
+from fhir_server.security.access import INTERNAL
+from fhir_server.security.policy import Access, can_see, require, restrict
+from fhir_server.security.writes import check_write
 from fhir_server.store.base import BadPosition, Record, Store, UnitOfWork, VersionConflict
-from fhir_server.store.query import Clause
+from fhir_server.store.query import Clause, IdIn
 
 
 @dataclass(frozen=True)
@@ -50,14 +53,18 @@ def gone(record: Record) -> FhirError:
 class Writer:
     """Write interactions inside one unit of work: all of them commit together or not at all."""
 
-    def __init__(self, unit: UnitOfWork, local_base: str | None) -> None:
+    def __init__(self, unit: UnitOfWork, local_base: str | None, access: Access = INTERNAL) -> None:
         self._unit = unit
         self._local_base = local_base
+        self._access = access
         self._now = now_instant()
 
     # -- helpers -------------------------------------------------------------------------
 
     def _store(self, resource: dict, resource_id: str, previous: Record | None, method: str) -> Record:
+        live = previous if previous is not None and not previous.deleted else None
+        check_write(self._access, self._unit, self._local_base, resource["resourceType"],
+                    {**resource, "id": resource_id}, fjson.loads(live.body) if live else None)
         version = previous.version + 1 if previous else 1
         stored = with_meta(resource, resource_id, version, self._now)
         body = fjson.dumps(stored)
@@ -69,7 +76,8 @@ class Writer:
 
     def _matches(self, resource_type: str, query: str) -> list[str]:
         """At most two ids matching conditional criteria (two is enough to say "several")."""
-        return self._unit.find(resource_type, plan_conditional(resource_type, query, self._local_base), limit=2)
+        clauses = plan_conditional(resource_type, query, self._local_base)
+        return self._unit.find(resource_type, restrict(self._access, resource_type, clauses), limit=2)
 
     @staticmethod
     def _check_if_match(current: Record | None, if_match: int | None, label: str) -> None:
@@ -80,11 +88,14 @@ class Writer:
     def read_current(self, resource_type: str, resource_id: str) -> Record:
         """A read inside the unit of work (sees its own uncommitted writes)."""
         record = self._unit.read(resource_type, resource_id)
-        if record is None:
+        if record is None or not self._visible(record):
             raise not_found(resource_type, resource_id)
         if record.deleted:
             raise gone(record)
         return record
+
+    def _visible(self, record: Record) -> bool:
+        return can_see(self._access, record, self._unit.find)
 
     # -- interactions --------------------------------------------------------------------
 
@@ -92,6 +103,7 @@ class Writer:
                resource_id: str | None = None) -> WriteResult:
         """Create with a server-assigned id (``resource_id`` lets a transaction assign it up front)."""
         check_type(resource_type)
+        require(self._access, "c", resource_type)  # before validation: no feedback without the right
         validate_resource(resource, resource_type)
         if if_none_exist:
             existing = self.existing_match(resource_type, if_none_exist)
@@ -109,6 +121,8 @@ class Writer:
     def update(self, resource_type: str, resource_id: str, resource: dict, if_match: int | None = None) -> WriteResult:
         check_type(resource_type)
         check_id(resource_id)
+        current = self._unit.read(resource_type, resource_id)
+        require(self._access, "u" if current is not None and not current.deleted else "c", resource_type)
         validate_resource(resource, resource_type)
         body_id = resource.get("id")
         if body_id is None:
@@ -116,7 +130,8 @@ class Writer:
         if body_id != resource_id:
             raise FhirError(400, "invalid", f"Resource id '{body_id}' does not match the URL id '{resource_id}'",
                             [f"{resource_type}.id"])
-        current = self._unit.read(resource_type, resource_id)
+        if current is not None and not self._visible(current):
+            raise not_found(resource_type, resource_id)  # hidden: neither overwritten nor revealed
         self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
         status = 201 if current is None or current.deleted else 200
         return WriteResult(status, self._store(resource, resource_id, current, "PUT"))
@@ -164,6 +179,9 @@ class Writer:
         self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
         if current is None or current.deleted:
             return WriteResult(204, None)
+        if not self._visible(current):
+            raise not_found(resource_type, resource_id)
+        check_write(self._access, self._unit, self._local_base, resource_type, None, fjson.loads(current.body))
         try:
             record = self._unit.delete(resource_type, resource_id, current.version + 1, last_updated=self._now)
         except VersionConflict as exc:
@@ -184,11 +202,8 @@ class Writer:
         """``kind`` is "json-patch" (a list of operations) or "fhirpath-patch" (a Parameters)."""
         check_type(resource_type)
         check_id(resource_id)
-        current = self._unit.read(resource_type, resource_id)
-        if current is None:
-            raise not_found(resource_type, resource_id)
-        if current.deleted:
-            raise gone(current)
+        require(self._access, "u", resource_type)
+        current = self.read_current(resource_type, resource_id)
         self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
         original = fjson.loads(current.body)
         if kind == "json-patch":
@@ -202,21 +217,33 @@ class Writer:
 
 
 class Repository:
-    """``local_base``: this server's FHIR base, so absolute references to it count as local."""
+    """``local_base``: this server's FHIR base, so absolute references to it count as local.
 
-    def __init__(self, store: Store, local_base: str | None = None) -> None:
+    ``access``: who acts. Every read, search and write answers to its scopes and sees only what
+    it may see (``security/policy.py``); ``INTERNAL`` is unrestricted, for the server's own work.
+    """
+
+    def __init__(self, store: Store, local_base: str | None = None, access: Access = INTERNAL) -> None:
         self.store = store
         self.local_base = local_base
+        self.access = access
+
+    def acting_as(self, access: Access) -> Repository:
+        return Repository(self.store, self.local_base, access)
 
     @contextmanager
     def writer(self) -> Iterator[Writer]:
         with self.store.unit() as unit:
-            yield Writer(unit, self.local_base)
+            yield Writer(unit, self.local_base, self.access)
+
+    def _visible(self, record: Record) -> bool:
+        return can_see(self.access, record, lambda t, clauses, limit: self.store.find(t, clauses, limit=limit))
 
     def read(self, resource_type: str, resource_id: str) -> Record:
         check_type(resource_type)
+        require(self.access, "r", resource_type)
         record = self.store.read(resource_type, check_id(resource_id))
-        if record is None:
+        if record is None or not self._visible(record):
             raise not_found(resource_type, resource_id)
         if record.deleted:
             raise gone(record)
@@ -224,9 +251,11 @@ class Repository:
 
     def vread(self, resource_type: str, resource_id: str, version: str) -> Record:
         check_type(resource_type)
-        if not version.isdigit():
+        require(self.access, "r", resource_type)
+        current = self.store.read(resource_type, check_id(resource_id))
+        if not version.isdigit() or current is None or not self._visible(current):
             raise FhirError(404, "not-found", f"Version '{version}' of {resource_type}/{resource_id} is not known")
-        record = self.store.vread(resource_type, check_id(resource_id), int(version))
+        record = self.store.vread(resource_type, resource_id, int(version))
         if record is None:
             raise FhirError(404, "not-found", f"Version {version} of {resource_type}/{resource_id} is not known")
         if record.deleted:
@@ -240,8 +269,9 @@ class Repository:
         ``within`` narrows the search further (a compartment, for instance).
         """
         check_type(resource_type)
+        require(self.access, "s", resource_type)
         plan = plan_search(resource_type, params, self.local_base)
-        plan.clauses.extend(within)
+        plan.clauses = restrict(self.access, resource_type, [*plan.clauses, *within])
         try:
             page = self.store.page(resource_type, plan.clauses, limit=count, sort=plan.sort, after=after,
                                    before=before)
@@ -253,18 +283,49 @@ class Repository:
         """The ``_include`` / ``_revinclude`` resources of a page of matches, at most ``cap``."""
         if not plan.includes and not plan.revincludes:
             return Included([], False)
-        records, capped = included(self.store, matches, plan.includes, plan.revincludes, cap)
+        records, capped = included(self.store, matches, plan.includes, plan.revincludes, cap, self._narrow)
         return Included(records, capped)
+
+    def _narrow(self, resource_type: str, clauses: list[Clause]) -> list[Clause] | None:
+        """What an included resource of this type must satisfy; None when the scopes do not allow reading it."""
+        try:
+            require(self.access, "r", resource_type)
+        except FhirError:
+            return None
+        return restrict(self.access, resource_type, clauses)
 
     def count(self, resource_type: str, params: list[tuple[str, str]] = ()) -> int:
         """How many current resources match a search (all of the type without parameters)."""
-        plan = plan_search(check_type(resource_type), list(params), self.local_base)
-        return self.store.count(resource_type, plan.clauses)
+        require(self.access, "s", check_type(resource_type))
+        plan = plan_search(resource_type, list(params), self.local_base)
+        return self.store.count(resource_type, restrict(self.access, resource_type, plan.clauses))
 
     def history(self, resource_type: str | None, resource_id: str | None, *, since: str | None,
                 before_seq: int | None, count: int) -> list[tuple[int, Record]]:
+        """Versions, newest first; only those of resources this principal may see now."""
         if resource_type is not None:
             check_type(resource_type)
+            require(self.access, "r" if resource_id else "s", resource_type)
         if resource_id is not None:
-            check_id(resource_id)
-        return self.store.history(resource_type, resource_id, since=since, before_seq=before_seq, limit=count)
+            self.read_or_tombstone(resource_type, check_id(resource_id))
+        rows = self.store.history(resource_type, resource_id, since=since, before_seq=before_seq, limit=count)
+        if self.access.unrestricted or resource_id is not None:
+            return rows
+        visible = self._visible_now({(record.type, record.id) for _, record in rows})
+        return [(seq, record) for seq, record in rows if (record.type, record.id) in visible]
+
+    def read_or_tombstone(self, resource_type: str, resource_id: str) -> Record:
+        """The current record, deleted or not, if this principal may see it; 404 otherwise."""
+        record = self.store.read(resource_type, resource_id)
+        if record is None or not self._visible(record):
+            raise not_found(resource_type, resource_id)
+        return record
+
+    def _visible_now(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these resources the principal may see, by their current versions."""
+        out = set()
+        for resource_type in {t for t, _ in keys}:
+            narrowed = self._narrow(resource_type, [IdIn(tuple(sorted(i for t, i in keys if t == resource_type)))])
+            if narrowed is not None:
+                out |= {(resource_type, r.id) for r in self.store.find(resource_type, narrowed, limit=len(keys))}
+        return out

@@ -10,7 +10,9 @@ from fhir_server.core.resources import etag_version
 
 
 def repo(request: Request) -> Repository:
-    return request.app.state.repository
+    """The repository acting as the request's authenticated principal (set by the app for every
+    non-public path: a handler reached without it fails rather than serve data unchecked)."""
+    return request.app.state.repository.acting_as(request.scope["mes.access"])
 
 
 def settings(request: Request) -> Settings:

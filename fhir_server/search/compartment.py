@@ -21,15 +21,23 @@ def _members() -> dict[str, tuple[str, ...]]:
     return {r["code"]: tuple(r.get("param", ())) for r in definition["resource"]}
 
 
-def compartment_clause(compartment_type: str, compartment_id: str, resource_type: str) -> Clause:
-    """The clause selecting ``resource_type`` resources inside the compartment."""
+def compartment_params(resource_type: str) -> tuple[str, ...]:
+    """The reference parameters that put a ``resource_type`` resource in a patient's compartment."""
+    return _members().get(resource_type, ())
+
+
+def compartment_clause(compartment_type: str, compartment_ids: str | tuple[str, ...], resource_type: str) -> Clause:
+    """The clause selecting ``resource_type`` resources inside the compartment(s) of these patients."""
     if compartment_type != "Patient":
         raise FhirError(404, "not-supported", f"Compartment '{compartment_type}' is not supported (Patient is)")
-    params = _members().get(resource_type, ())
-    points_here = all_of(Compare("target_type", "=", "Patient"), Compare("target_id", "=", compartment_id))
-    clauses: list[Clause] = [Match("reference", p, points_here) for p in params]
+    ids = (compartment_ids,) if isinstance(compartment_ids, str) else tuple(compartment_ids)
+    if not ids:
+        return IdIn(())
+    points_here = all_of(Compare("target_type", "=", "Patient"),
+                         Compare("target_id", "=", ids[0]) if len(ids) == 1 else Compare("target_id", "in", ids))
+    clauses: list[Clause] = [Match("reference", p, points_here) for p in compartment_params(resource_type)]
     if resource_type == "Patient":
-        clauses.append(IdIn((compartment_id,)))
+        clauses.append(IdIn(ids))
     if not clauses:
         return IdIn(())  # the type has no members in this compartment
     return clauses[0] if len(clauses) == 1 else Either(tuple(clauses))

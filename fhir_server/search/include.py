@@ -7,16 +7,23 @@ references the matches make (``_include``) or the resources referring to them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fhir_server.config import SUPPORTED_TYPES
 from fhir_server.search.conditions import Compare, all_of
 from fhir_server.search.registry import params_for
 from fhir_server.store.base import Record, Store
-from fhir_server.store.query import IdIn, Match
+from fhir_server.store.query import Clause, IdIn, Match
 
 MAX_ITERATIONS = 4  # how deep :iterate follows references
 SERVED = frozenset(SUPPORTED_TYPES)
+#: What an included resource of a type must also satisfy (the reader's visibility); None: none of it.
+Narrow = Callable[[str, list[Clause]], list[Clause] | None]
+
+
+def _everything(resource_type: str, clauses: list[Clause]) -> list[Clause]:
+    return clauses
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,12 @@ def parse_includes(values: list[str], iterate: bool, reverse: bool, unsupported:
     return specs
 
 
-def _forward(store: Store, spec: IncludeSpec, frontier: list[Record], limit: int) -> list[Record]:
+def _find(store: Store, narrow: Narrow, resource_type: str, clauses: list[Clause], limit: int) -> list[Record]:
+    narrowed = narrow(resource_type, clauses)
+    return [] if narrowed is None else store.find(resource_type, narrowed, limit=limit)
+
+
+def _forward(store: Store, narrow: Narrow, spec: IncludeSpec, frontier: list[Record], limit: int) -> list[Record]:
     out = []
     for source_type in {r.type for r in frontier} if spec.source_type == "*" else {spec.source_type}:
         owners = [r.id for r in frontier if r.type == source_type]
@@ -57,23 +69,23 @@ def _forward(store: Store, spec: IncludeSpec, frontier: list[Record], limit: int
                 by_type.setdefault(target_type, set()).add(target_id)
         for target_type, ids in by_type.items():
             if target_type in SERVED:
-                out += store.find(target_type, [IdIn(tuple(sorted(ids)))], limit=limit)
+                out += _find(store, narrow, target_type, [IdIn(tuple(sorted(ids)))], limit)
     return out
 
 
-def _reverse(store: Store, spec: IncludeSpec, frontier: list[Record], limit: int) -> list[Record]:
+def _reverse(store: Store, narrow: Narrow, spec: IncludeSpec, frontier: list[Record], limit: int) -> list[Record]:
     out = []
     for target_type in {r.type for r in frontier}:
         if spec.target_type not in (None, target_type):
             continue
         ids = tuple(r.id for r in frontier if r.type == target_type)
         cond = all_of(Compare("target_type", "=", target_type), Compare("target_id", "in", ids))
-        out += store.find(spec.source_type, [Match("reference", spec.param, cond)], limit=limit)
+        out += _find(store, narrow, spec.source_type, [Match("reference", spec.param, cond)], limit)
     return out
 
 
 def included(store: Store, matches: list[Record], includes: list[IncludeSpec], revincludes: list[IncludeSpec],
-             cap: int) -> tuple[list[Record], bool]:
+             cap: int, narrow: Narrow = _everything) -> tuple[list[Record], bool]:
     """Resources to add with ``search.mode=include``, and whether the cap cut the list short."""
     seen = {(r.type, r.id) for r in matches}
     out: list[Record] = []
@@ -82,10 +94,10 @@ def included(store: Store, matches: list[Record], includes: list[IncludeSpec], r
         found = []
         for spec in includes:
             if iteration == 0 or spec.iterate:
-                found += _forward(store, spec, frontier, cap + 1)
+                found += _forward(store, narrow, spec, frontier, cap + 1)
         for spec in revincludes:
             if (iteration == 0 or spec.iterate) and spec.param is not None:
-                found += _reverse(store, spec, frontier, cap + 1)
+                found += _reverse(store, narrow, spec, frontier, cap + 1)
         frontier = []
         for record in found:
             if (record.type, record.id) not in seen:

@@ -1,0 +1,100 @@
+"""The HTTP door's authentication: a bearer token (or, with auth off, nobody) to an Access.
+
+Verifying a signature costs 50-80 µs, more than serving a read, so a verified token is
+remembered until it expires (bounded; keyed by the whole token, so a changed byte is a new
+token). The store lookups that turn a principal into an Access (represented patients, a
+professional's roles) are made on every request: a guardianship ended takes effect at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+from fhir_server.config import Settings
+from fhir_server.core.errors import FhirError
+from fhir_server.security.access import INTERNAL, resolve_access
+from fhir_server.security.devkeys import dev_private_key
+from fhir_server.security.policy import Access
+from fhir_server.security.tokens import PURPOSES, Principal, TokenError, TokenVerifier, load_keys
+from fhir_server.store.base import Store
+
+log = logging.getLogger("mes")
+CACHE_SIZE = 10_000
+REALM = 'Bearer realm="mes"'
+
+
+def unauthorized(description: str, error: str | None = "invalid_token") -> FhirError:
+    challenge = REALM + (f', error="{error}", error_description="{description}"' if error else "")
+    return FhirError(401, "login", description, headers={"WWW-Authenticate": challenge})
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse the unsafe combinations at start-up, rather than serving data openly."""
+    if settings.auth not in ("on", "off"):
+        raise ValueError(f"MES_AUTH must be 'on' or 'off', not {settings.auth!r}")
+    if not is_loopback(settings.host):
+        if settings.auth == "off":
+            raise ValueError(f"Authentication may only be turned off on a loopback host, not on {settings.host}")
+        if settings.auth_hs256_secret:
+            raise ValueError(f"HS256 development tokens are refused on a non-loopback host ({settings.host})")
+    if settings.auth == "off":
+        log.warning("AUTHENTICATION IS OFF: every request acts with full access. Development only.")
+
+
+class Authenticator:
+    """Bearer tokens checked against the configured keys and the data directory's development key."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.auth == "on"
+        self._verifier = _verifier(settings) if self.enabled else None
+        self._cache: dict[str, tuple[Principal, float]] = {}
+
+    def access(self, store: Store, authorization: str | None, mode: str | None, reason: str | None) -> Access:
+        """The Access of a request, from its ``Authorization``, ``X-Access-Mode`` and ``X-Access-Reason``."""
+        if not self.enabled:
+            return INTERNAL
+        if not authorization:
+            raise unauthorized("A bearer token is required", error=None)
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("The Authorization header must be 'Bearer <token>'", error="invalid_request")
+        principal = self._principal(token.strip())
+        if mode is not None and mode not in PURPOSES:
+            raise FhirError(400, "invalid", f"X-Access-Mode must be one of {', '.join(sorted(PURPOSES))}")
+        return resolve_access(store, principal, mode, unquote(reason) if reason else None)
+
+    def _principal(self, token: str) -> Principal:
+        known = self._cache.get(token)
+        if known is not None and known[1] > time.time():
+            return known[0]
+        try:
+            principal, expires = self._verifier.verify_with_expiry(token)
+        except TokenError as error:
+            raise unauthorized(str(error)) from None
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[token] = (principal, expires)
+        return principal
+
+
+def _verifier(settings: Settings) -> TokenVerifier:
+    keys = load_keys([Path(p) for p in settings.auth_keys.split(os.pathsep) if p.strip()],
+                     Path(settings.auth_jwks) if settings.auth_jwks else None)
+    keys.append(dev_private_key(Path(settings.data_dir)).public_key())  # `mes token` signs with it
+    audiences = settings.auth_audience.split() or [settings.fhir_base]
+    return TokenVerifier(keys, audiences, issuer=settings.auth_issuer or None,
+                         hs256_secret=settings.auth_hs256_secret or None)

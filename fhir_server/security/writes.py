@@ -1,0 +1,126 @@
+"""Write rules (docs/security.md): who may create, change or delete what, checked inside the unit
+of work that writes it, so the facts it relies on (a closed space, a block) cannot change under it.
+
+Every write answers to the scopes first. Then: a closed space refuses new documents, messages and
+appointments whoever sends them; patients and representatives write in their own compartment
+only, and on a document someone else wrote they may only toggle the visibility labels the DMP
+leaves to them; professionals write for reachable patients (open space, not blocked), change and
+delete only the documents they wrote and the messages and appointments they take part in.
+"""
+
+from __future__ import annotations
+
+from fhir_server.formats import json as fjson
+from fhir_server.french.visibility import MASQUE_PS, PATIENT_SETTABLE, TRE_A07_SYSTEMS
+from fhir_server.search.compartment import compartment_params
+from fhir_server.search.extract import index_entries
+from fhir_server.security.policy import (
+    DIRECTORY_TYPES,
+    PARTICIPANT_PARAMS,
+    Access,
+    denied,
+    reachable_patient,
+    require,
+)
+from fhir_server.security.space import REFUSED_WHEN_CLOSED, closure
+from fhir_server.store.base import UnitOfWork
+from fhir_server.store.query import IdIn
+
+V3_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+#: Top-level elements of their own Patient a patient may change (identity traits come from the INS).
+PATIENT_EDITABLE = frozenset({"extension", "telecom", "contact", "communication", "meta", "text"})
+#: Types no API client writes: the server writes the traces; consents are the patient's alone.
+SERVER_ONLY = frozenset({"AuditEvent"})
+
+
+def check_write(access: Access, unit: UnitOfWork, local_base: str | None, resource_type: str,
+                new: dict | None, old: dict | None) -> None:
+    """Raise 403 unless ``access`` may turn ``old`` into ``new`` (None: create / delete)."""
+    require(access, "c" if old is None else "d" if new is None else "u", resource_type)
+    if resource_type in SERVER_ONLY and not access.unrestricted:
+        raise denied(f"{resource_type} resources are written by the server only")
+    bodies = [b for b in (old, new) if b is not None]
+    patients = {p for body in bodies for p in patients_of(unit, local_base, body)}
+    if old is None and resource_type in REFUSED_WHEN_CLOSED:
+        _refuse_closed(unit, patients)
+    if access.unrestricted or access.kind == "system":
+        return
+    if access.kind in ("patient", "related"):
+        _own_record(access, local_base, resource_type, patients, new, old)
+    else:
+        _professional(access, unit, local_base, resource_type, patients, bodies, old)
+
+
+def patients_of(unit: UnitOfWork, local_base: str | None, resource: dict) -> set[str]:
+    """The patients whose compartment holds ``resource`` (a Binary: those of its security context)."""
+    resource_type = resource["resourceType"]
+    if resource_type == "Patient":
+        return {resource["id"]} if "id" in resource else set()
+    if resource_type == "Binary":
+        target_type, _, target_id = ((resource.get("securityContext") or {}).get("reference") or "").partition("/")
+        if target_type == "Patient":
+            return {target_id}
+        context = unit.read(target_type, target_id) if target_type in ("DocumentReference", "Communication") else None
+        return patients_of(unit, local_base, fjson.loads(context.body)) if context and not context.deleted else set()
+    params = compartment_params(resource_type)
+    return {ref.partition("/")[2] for ref in _refers(local_base, resource, params) if ref.startswith("Patient/")}
+
+
+def _refuse_closed(unit: UnitOfWork, patients: set[str]) -> None:
+    for patient_id in sorted(patients):
+        record = unit.read("Patient", patient_id)
+        if record is not None and not record.deleted and closure(fjson.loads(record.body)) is not None:
+            raise denied(f"The health space of Patient/{patient_id} is closed: it accepts no new data")
+
+
+def _own_record(access: Access, local_base: str | None, resource_type: str, patients: set[str],
+                new: dict | None, old: dict | None) -> None:
+    if resource_type in DIRECTORY_TYPES:
+        raise denied(f"Patients do not write {resource_type} resources")
+    if not patients or not patients <= set(access.patients):
+        raise denied("Patients and their representatives write in their own record only")
+    if resource_type == "Patient":
+        if new is None or old is None:
+            raise denied("A patient's record is opened and deleted by the service, not by the patient")
+        changed = {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
+        if changed - PATIENT_EDITABLE:
+            raise denied(f"A patient may not change {', '.join(sorted(changed - PATIENT_EDITABLE))} "
+                         "(identity traits come from the INS)")
+    if resource_type == "DocumentReference" and old is not None and access.principal.reference not in _refers(
+            local_base, old, ("author",)):
+        settable = PATIENT_SETTABLE if access.kind == "patient" else frozenset({MASQUE_PS})
+        if new is None or _without_labels(new, settable) != _without_labels(old, settable):
+            raise denied("On a document written by a professional, a patient may only mask or unmask it")
+
+
+def _professional(access: Access, unit: UnitOfWork, local_base: str | None, resource_type: str,
+                  patients: set[str], bodies: list[dict], old: dict | None) -> None:
+    if resource_type in DIRECTORY_TYPES or resource_type == "Consent":
+        raise denied(f"Professionals do not write {resource_type} resources")
+    for patient_id in sorted(patients):
+        if not unit.find("Patient", [IdIn((patient_id,)), *reachable_patient(access)], limit=1):
+            raise denied(f"Patient/{patient_id}'s space is closed or has blocked this professional")
+    if resource_type in PARTICIPANT_PARAMS:
+        params = PARTICIPANT_PARAMS[resource_type]
+        if not all(_refers(local_base, body, params) & set(access.actors) for body in bodies):
+            raise denied(f"A professional writes only the {resource_type} resources they take part in")
+    elif old is not None and resource_type == "DocumentReference" and not (
+            _refers(local_base, old, ("author",)) & set(access.actors)):
+        raise denied("Only the author of a document may change or delete it (DMP error 901)")
+
+
+def _refers(local_base: str | None, body: dict, params: tuple[str, ...]) -> set[str]:
+    """The local resources ("Type/id") that ``params`` of ``body`` reference."""
+    return {f"{e.values[0]}/{e.values[1]}" for e in index_entries(body, local_base)
+            if e.kind == "reference" and e.param in params and e.values[0]}
+
+
+def _without_labels(document: dict, settable: frozenset[str]) -> dict:
+    """The document minus what a patient may toggle: those TRE_A07 codes, v3 ``N``, and ``meta``."""
+    def kept(coding: dict) -> bool:
+        return not ((coding.get("system") in TRE_A07_SYSTEMS and coding.get("code") in settable)
+                    or (coding.get("system") == V3_CONFIDENTIALITY and coding.get("code") == "N"))
+
+    labels = [{**c, "coding": [x for x in c.get("coding", ()) if kept(x)]} for c in document.get("securityLabel", ())]
+    rest = {k: v for k, v in document.items() if k not in ("meta", "securityLabel")}
+    return {**rest, "securityLabel": [c for c in labels if c["coding"] or c.keys() - {"coding"}]}
