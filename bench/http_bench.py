@@ -160,9 +160,11 @@ def running(cmd: list[str], port: int, log_path: Path, env: dict[str, str] | Non
             _stop(process)
 
 
-def server_command(port: int, data_dir: Path) -> tuple[list[str], dict[str, str]]:
-    """The real server, configured only through its documented MES_* variables."""
-    env = os.environ | {"MES_HOST": HOST, "MES_PORT": str(port), "MES_DATA_DIR": str(data_dir)}
+def server_command(port: int, data_dir: Path, auth: str = "off") -> tuple[list[str], dict[str, str]]:
+    """The real server, configured only through its documented MES_* variables. Authentication is
+    off unless asked for: these benchmarks measure the HTTP path and the engine, bench/auth_bench.py
+    measures what auth and traces add."""
+    env = os.environ | {"MES_HOST": HOST, "MES_PORT": str(port), "MES_DATA_DIR": str(data_dir), "MES_AUTH": auth}
     return [sys.executable, "-m", "fhir_server.cli", "serve"], env
 
 
