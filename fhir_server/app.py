@@ -6,6 +6,7 @@ layer removed is time saved on each read. Starlette's Request is still used for 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ from fhir_server.http.context import header
 from fhir_server.http.responses import render_error
 from fhir_server.http.router import Handler, Router
 from fhir_server.search.registry import warm_up
+from fhir_server.security.audit import AuditRecorder, AuditTrail
 from fhir_server.security.authenticate import Authenticator, check_settings
 from fhir_server.store import open_store
 
@@ -62,7 +64,7 @@ class FhirApp:
 
     def __init__(self, settings: Settings, on_start: Callable[[Repository], None] | None = None) -> None:
         check_settings(settings)
-        self.state = SimpleNamespace(settings=settings, repository=None, authenticator=None)
+        self.state = SimpleNamespace(settings=settings, repository=None, authenticator=None, audit=None)
         self._on_start = on_start
         self._router = fhir_routes()
 
@@ -76,11 +78,16 @@ class FhirApp:
     async def _http(self, scope: Message, receive, send) -> None:
         scope["app"] = self
         request = Request(scope, receive)
+        recorder = None
         try:
             if scope["path"] not in PUBLIC_PATHS:
-                scope["mes.access"] = self.state.authenticator.access(
+                access = self.state.authenticator.access(
                     self.state.repository.store, header(request, "authorization"), header(request, "x-access-mode"),
                     header(request, "x-access-reason"))
+                scope["mes.access"] = access
+                if self.state.authenticator.enabled:  # auth off: nobody to trace (development only)
+                    recorder = AuditRecorder(access, (scope.get("client") or (None,))[0])
+                scope["mes.audit"] = recorder
             handler, scope["path_params"] = self._router.resolve(scope["method"], scope["path"])
             response = await handler(request)
         except FhirError as error:
@@ -88,12 +95,19 @@ class FhirApp:
         except Exception as error:  # a bug: answer with an OperationOutcome, keep serving
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             response = render_error(request, FhirError(500, "exception", f"Internal error: {type(error).__name__}"))
+        if recorder is not None and recorder.traces:  # answer only once the traces are durable
+            try:
+                await asyncio.wrap_future(self.state.audit.submit(recorder))
+            except Exception:
+                log.exception("access traces not written for %s %s", scope["method"], scope["path"])
+                response = render_error(request, FhirError(503, "transient", "Access traces could not be written"))
         await response(scope, receive, send)
 
     def _open(self) -> None:
         warm_up()
         self.state.authenticator = Authenticator(self.state.settings)
         self.state.repository = Repository(open_store(self.state.settings), self.state.settings.fhir_base)
+        self.state.audit = AuditTrail(self.state.repository.store)
         if self._on_start is not None:
             self._on_start(self.state.repository)
 
@@ -109,6 +123,8 @@ class FhirApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.state.audit is not None:
+                    self.state.audit.close()
                 if self.state.repository is not None:
                     self.state.repository.store.close()
                 await send({"type": "lifespan.shutdown.complete"})

@@ -19,8 +19,9 @@ from fhir_server.search.extract import index_entries
 from fhir_server.search.include import included
 from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
 from fhir_server.security.access import INTERNAL
+from fhir_server.security.audit import DENIED, AuditRecorder, require_traced
 from fhir_server.security.policy import Access, can_see, require, restrict
-from fhir_server.security.writes import check_write
+from fhir_server.security.writes import check_write, patients_of
 from fhir_server.store.base import BadPosition, Record, Store, UnitOfWork, VersionConflict
 from fhir_server.store.query import Clause, IdIn
 
@@ -53,26 +54,47 @@ def gone(record: Record) -> FhirError:
 class Writer:
     """Write interactions inside one unit of work: all of them commit together or not at all."""
 
-    def __init__(self, unit: UnitOfWork, local_base: str | None, access: Access = INTERNAL) -> None:
+    def __init__(self, unit: UnitOfWork, local_base: str | None, access: Access = INTERNAL,
+                 recorder: AuditRecorder | None = None) -> None:
         self._unit = unit
         self._local_base = local_base
         self._access = access
+        self._recorder = recorder
         self._now = now_instant()
+        self.written: list[tuple[str, Record]] = []  # (interaction, record): traced once the unit commits
 
     # -- helpers -------------------------------------------------------------------------
 
     def _store(self, resource: dict, resource_id: str, previous: Record | None, method: str) -> Record:
         live = previous if previous is not None and not previous.deleted else None
-        check_write(self._access, self._unit, self._local_base, resource["resourceType"],
-                    {**resource, "id": resource_id}, fjson.loads(live.body) if live else None)
+        interaction = "create" if live is None else {"PATCH": "patch"}.get(method, "update")
+        self._check(interaction, resource["resourceType"], resource_id, {**resource, "id": resource_id},
+                    fjson.loads(live.body) if live else None)
         version = previous.version + 1 if previous else 1
         stored = with_meta(resource, resource_id, version, self._now)
         body = fjson.dumps(stored)
         try:
-            return self._unit.put(stored["resourceType"], resource_id, version, body, last_updated=self._now,
-                                  method=method, entries=index_entries(stored, self._local_base))
+            record = self._unit.put(stored["resourceType"], resource_id, version, body, last_updated=self._now,
+                                    method=method, entries=index_entries(stored, self._local_base))
         except VersionConflict as exc:
             raise FhirError(409, "conflict", f"Concurrent write to {stored['resourceType']}/{resource_id}") from exc
+        self.written.append((interaction, record))
+        return record
+
+    def _check(self, interaction: str, resource_type: str, resource_id: str, new: dict | None,
+               old: dict | None) -> None:
+        """``check_write``, leaving a trace of a refusal in the records it concerns."""
+        try:
+            check_write(self._access, self._unit, self._local_base, resource_type, new, old)
+        except FhirError as error:
+            if self._recorder is not None:
+                patients = {p for body in (new, old) if body for p in patients_of(self._unit, self._local_base, body)}
+                self._recorder.refused(interaction, f"{resource_type}/{resource_id}", str(error), patients)
+            raise
+
+    def _require(self, permission: str, resource_type: str, interaction: str, resource_id: str | None) -> None:
+        require_traced(self._recorder, self._access, permission, resource_type, interaction,
+                       f"{resource_type}/{resource_id}" if resource_id else resource_type)
 
     def _matches(self, resource_type: str, query: str) -> list[str]:
         """At most two ids matching conditional criteria (two is enough to say "several")."""
@@ -103,7 +125,7 @@ class Writer:
                resource_id: str | None = None) -> WriteResult:
         """Create with a server-assigned id (``resource_id`` lets a transaction assign it up front)."""
         check_type(resource_type)
-        require(self._access, "c", resource_type)  # before validation: no feedback without the right
+        self._require("c", resource_type, "create", resource_id)  # before validation: no feedback without it
         validate_resource(resource, resource_type)
         if if_none_exist:
             existing = self.existing_match(resource_type, if_none_exist)
@@ -122,7 +144,8 @@ class Writer:
         check_type(resource_type)
         check_id(resource_id)
         current = self._unit.read(resource_type, resource_id)
-        require(self._access, "u" if current is not None and not current.deleted else "c", resource_type)
+        live = current is not None and not current.deleted
+        self._require("u" if live else "c", resource_type, "update" if live else "create", resource_id)
         validate_resource(resource, resource_type)
         body_id = resource.get("id")
         if body_id is None:
@@ -181,11 +204,12 @@ class Writer:
             return WriteResult(204, None)
         if not self._visible(current):
             raise not_found(resource_type, resource_id)
-        check_write(self._access, self._unit, self._local_base, resource_type, None, fjson.loads(current.body))
+        self._check("delete", resource_type, resource_id, None, fjson.loads(current.body))
         try:
             record = self._unit.delete(resource_type, resource_id, current.version + 1, last_updated=self._now)
         except VersionConflict as exc:
             raise FhirError(409, "conflict", f"Concurrent write to {resource_type}/{resource_id}") from exc
+        self.written.append(("delete", current))  # traced by the patients of what was deleted
         return WriteResult(204, record)
 
     def conditional_delete(self, resource_type: str, query: str) -> WriteResult:
@@ -202,7 +226,7 @@ class Writer:
         """``kind`` is "json-patch" (a list of operations) or "fhirpath-patch" (a Parameters)."""
         check_type(resource_type)
         check_id(resource_id)
-        require(self._access, "u", resource_type)
+        self._require("u", resource_type, "patch", resource_id)
         current = self.read_current(resource_type, resource_id)
         self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
         original = fjson.loads(current.body)
@@ -221,45 +245,67 @@ class Repository:
 
     ``access``: who acts. Every read, search and write answers to its scopes and sees only what
     it may see (``security/policy.py``); ``INTERNAL`` is unrestricted, for the server's own work.
+    ``recorder``: where the access traces of a request go (``security/audit.py``), if anywhere.
     """
 
-    def __init__(self, store: Store, local_base: str | None = None, access: Access = INTERNAL) -> None:
+    def __init__(self, store: Store, local_base: str | None = None, access: Access = INTERNAL,
+                 recorder: AuditRecorder | None = None) -> None:
         self.store = store
         self.local_base = local_base
         self.access = access
+        self.recorder = recorder
 
-    def acting_as(self, access: Access) -> Repository:
-        return Repository(self.store, self.local_base, access)
+    def acting_as(self, access: Access, recorder: AuditRecorder | None = None) -> Repository:
+        return Repository(self.store, self.local_base, access, recorder)
 
     @contextmanager
     def writer(self) -> Iterator[Writer]:
+        """A unit of work; what it wrote is traced once it commits (a rolled-back write never happened)."""
         with self.store.unit() as unit:
-            yield Writer(unit, self.local_base, self.access)
+            writer = Writer(unit, self.local_base, self.access, self.recorder)
+            yield writer
+        for interaction, record in writer.written:
+            self._trace(interaction, [record])
 
-    def _visible(self, record: Record) -> bool:
-        return can_see(self.access, record, lambda t, clauses, limit: self.store.find(t, clauses, limit=limit))
+    def _trace(self, interaction: str, records: list[Record], refused: str | None = None) -> None:
+        if self.recorder is not None and records:
+            outcome = {} if refused is None else {"outcome": DENIED, "detail": refused}
+            self.recorder.records(interaction, records, self.store, self.local_base, **outcome)
+
+    def _require(self, permission: str, resource_type: str, interaction: str, resource_id: str | None = None) -> None:
+        require_traced(self.recorder, self.access, permission, resource_type, interaction,
+                       f"{resource_type}/{resource_id}" if resource_id else resource_type)
+
+    def _visible(self, record: Record, interaction: str) -> bool:
+        """Whether the principal may see ``record``; a refusal is traced in the record's patient's trail."""
+        if can_see(self.access, record, lambda t, clauses, limit: self.store.find(t, clauses, limit=limit)):
+            return True
+        self._trace(interaction, [record], refused=f"{record.type}/{record.id} is hidden from this principal")
+        return False
 
     def read(self, resource_type: str, resource_id: str) -> Record:
         check_type(resource_type)
-        require(self.access, "r", resource_type)
+        self._require("r", resource_type, "read", resource_id)
         record = self.store.read(resource_type, check_id(resource_id))
-        if record is None or not self._visible(record):
+        if record is None or not self._visible(record, "read"):
             raise not_found(resource_type, resource_id)
         if record.deleted:
             raise gone(record)
+        self._trace("read", [record])
         return record
 
     def vread(self, resource_type: str, resource_id: str, version: str) -> Record:
         check_type(resource_type)
-        require(self.access, "r", resource_type)
+        self._require("r", resource_type, "vread", resource_id)
         current = self.store.read(resource_type, check_id(resource_id))
-        if not version.isdigit() or current is None or not self._visible(current):
+        if not version.isdigit() or current is None or not self._visible(current, "vread"):
             raise FhirError(404, "not-found", f"Version '{version}' of {resource_type}/{resource_id} is not known")
         record = self.store.vread(resource_type, resource_id, int(version))
         if record is None:
             raise FhirError(404, "not-found", f"Version {version} of {resource_type}/{resource_id} is not known")
         if record.deleted:
             raise gone(record)
+        self._trace("vread", [record])
         return record
 
     def search(self, resource_type: str, params: list[tuple[str, str]], *, count: int, after: tuple | None = None,
@@ -269,7 +315,7 @@ class Repository:
         ``within`` narrows the search further (a compartment, for instance).
         """
         check_type(resource_type)
-        require(self.access, "s", resource_type)
+        self._require("s", resource_type, "search-type")
         plan = plan_search(resource_type, params, self.local_base)
         plan.clauses = restrict(self.access, resource_type, [*plan.clauses, *within])
         try:
@@ -277,13 +323,16 @@ class Repository:
                                    before=before)
         except BadPosition as e:
             raise FhirError(400, "invalid", str(e)) from None
-        return SearchResult([record for record, _ in page], [position for _, position in page], plan)
+        records = [record for record, _ in page]
+        self._trace("search-type", records)
+        return SearchResult(records, [position for _, position in page], plan)
 
     def included(self, matches: list[Record], plan: SearchPlan, cap: int) -> Included:
         """The ``_include`` / ``_revinclude`` resources of a page of matches, at most ``cap``."""
         if not plan.includes and not plan.revincludes:
             return Included([], False)
         records, capped = included(self.store, matches, plan.includes, plan.revincludes, cap, self._narrow)
+        self._trace("search-type", records)
         return Included(records, capped)
 
     def _narrow(self, resource_type: str, clauses: list[Clause]) -> list[Clause] | None:
@@ -296,30 +345,27 @@ class Repository:
 
     def count(self, resource_type: str, params: list[tuple[str, str]] = ()) -> int:
         """How many current resources match a search (all of the type without parameters)."""
-        require(self.access, "s", check_type(resource_type))
+        self._require("s", check_type(resource_type), "search-type")
         plan = plan_search(resource_type, list(params), self.local_base)
         return self.store.count(resource_type, restrict(self.access, resource_type, plan.clauses))
 
     def history(self, resource_type: str | None, resource_id: str | None, *, since: str | None,
                 before_seq: int | None, count: int) -> list[tuple[int, Record]]:
         """Versions, newest first; only those of resources this principal may see now."""
+        interaction = "history-instance" if resource_id else "history-type" if resource_type else "history-system"
         if resource_type is not None:
             check_type(resource_type)
-            require(self.access, "r" if resource_id else "s", resource_type)
+            self._require("r" if resource_id else "s", resource_type, interaction, resource_id)
         if resource_id is not None:
-            self.read_or_tombstone(resource_type, check_id(resource_id))
+            current = self.store.read(resource_type, check_id(resource_id))
+            if current is None or not self._visible(current, interaction):
+                raise not_found(resource_type, resource_id)
         rows = self.store.history(resource_type, resource_id, since=since, before_seq=before_seq, limit=count)
-        if self.access.unrestricted or resource_id is not None:
-            return rows
-        visible = self._visible_now({(record.type, record.id) for _, record in rows})
-        return [(seq, record) for seq, record in rows if (record.type, record.id) in visible]
-
-    def read_or_tombstone(self, resource_type: str, resource_id: str) -> Record:
-        """The current record, deleted or not, if this principal may see it; 404 otherwise."""
-        record = self.store.read(resource_type, resource_id)
-        if record is None or not self._visible(record):
-            raise not_found(resource_type, resource_id)
-        return record
+        if not self.access.unrestricted and resource_id is None:
+            visible = self._visible_now({(record.type, record.id) for _, record in rows})
+            rows = [(seq, record) for seq, record in rows if (record.type, record.id) in visible]
+        self._trace(interaction, [record for _, record in rows])
+        return rows
 
     def _visible_now(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these resources the principal may see, by their current versions."""

@@ -10,9 +10,10 @@ from fhir_server.core.resources import etag_version
 
 
 def repo(request: Request) -> Repository:
-    """The repository acting as the request's authenticated principal (set by the app for every
-    non-public path: a handler reached without it fails rather than serve data unchecked)."""
-    return request.app.state.repository.acting_as(request.scope["mes.access"])
+    """The repository acting as the request's authenticated principal, tracing its accesses (both
+    set by the app for every non-public path: a handler reached without them fails rather than
+    serve data unchecked)."""
+    return request.app.state.repository.acting_as(request.scope["mes.access"], request.scope["mes.audit"])
 
 
 def settings(request: Request) -> Settings:

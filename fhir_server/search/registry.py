@@ -169,13 +169,22 @@ def _components(definition: dict) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+#: Types searched by fewer parameters than their definitions offer. The server writes an
+#: AuditEvent on every access, so each indexed parameter would cost on every read: these are the
+#: ones traces are listed by (who, whose record, what, when, how it went); the others are reported
+#: as not supported rather than silently matching nothing.
+SERVED_PARAMS = {"AuditEvent": frozenset({"_id", "_lastUpdated", "action", "agent", "date", "entity", "outcome",
+                                          "patient", "subtype", "type"})}
+
+
 @cache
 def params_for(resource_type: str) -> dict[str, SearchParam]:
     """All search parameters of a type, by code (later definitions — French ones — win on a clash)."""
     out: dict[str, SearchParam] = {}
+    served = SERVED_PARAMS.get(resource_type)
     for definition in _definitions():
         param = _param(definition, resource_type)
-        if param is not None:
+        if param is not None and (served is None or param.code in served):
             out[param.code] = param
     return out
 

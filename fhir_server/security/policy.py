@@ -173,6 +173,8 @@ def labelled(resource_type: str, codes: set[str]) -> Clause:
     cond = all_of(Compare("system", "in", TRE_A07_SYSTEMS), Compare("code", "in", tuple(sorted(codes))))
     params = [p for p in ("security-label", "_security") if p in params_for(resource_type)]
     matches = tuple(Match("token", p, cond) for p in params)
+    if not matches:
+        return IdIn(())  # the type carries no searchable labels (AuditEvent): nothing is labelled
     return matches[0] if len(matches) == 1 else Either(matches)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fhir_server.formats import json as fjson
 from fhir_server.french.visibility import MASQUE_PS, PATIENT_SETTABLE, TRE_A07_SYSTEMS
 from fhir_server.search.compartment import compartment_params
-from fhir_server.search.extract import index_entries
+from fhir_server.search.extract import references_of
 from fhir_server.security.policy import (
     DIRECTORY_TYPES,
     PARTICIPANT_PARAMS,
@@ -23,7 +23,7 @@ from fhir_server.security.policy import (
     require,
 )
 from fhir_server.security.space import REFUSED_WHEN_CLOSED, closure
-from fhir_server.store.base import UnitOfWork
+from fhir_server.store.base import Store, UnitOfWork
 from fhir_server.store.query import IdIn
 
 V3_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
@@ -51,7 +51,7 @@ def check_write(access: Access, unit: UnitOfWork, local_base: str | None, resour
         _professional(access, unit, local_base, resource_type, patients, bodies, old)
 
 
-def patients_of(unit: UnitOfWork, local_base: str | None, resource: dict) -> set[str]:
+def patients_of(reader: UnitOfWork | Store, local_base: str | None, resource: dict) -> set[str]:
     """The patients whose compartment holds ``resource`` (a Binary: those of its security context)."""
     resource_type = resource["resourceType"]
     if resource_type == "Patient":
@@ -60,10 +60,10 @@ def patients_of(unit: UnitOfWork, local_base: str | None, resource: dict) -> set
         target_type, _, target_id = ((resource.get("securityContext") or {}).get("reference") or "").partition("/")
         if target_type == "Patient":
             return {target_id}
-        context = unit.read(target_type, target_id) if target_type in ("DocumentReference", "Communication") else None
-        return patients_of(unit, local_base, fjson.loads(context.body)) if context and not context.deleted else set()
-    params = compartment_params(resource_type)
-    return {ref.partition("/")[2] for ref in _refers(local_base, resource, params) if ref.startswith("Patient/")}
+        context = reader.read(target_type, target_id) if target_type in ("DocumentReference", "Communication") else None
+        return patients_of(reader, local_base, fjson.loads(context.body)) if context and not context.deleted else set()
+    linked = references_of(resource, compartment_params(resource_type), local_base)
+    return {ref.partition("/")[2] for ref in linked if ref.startswith("Patient/")}
 
 
 def _refuse_closed(unit: UnitOfWork, patients: set[str]) -> None:
@@ -86,8 +86,8 @@ def _own_record(access: Access, local_base: str | None, resource_type: str, pati
         if changed - PATIENT_EDITABLE:
             raise denied(f"A patient may not change {', '.join(sorted(changed - PATIENT_EDITABLE))} "
                          "(identity traits come from the INS)")
-    if resource_type == "DocumentReference" and old is not None and access.principal.reference not in _refers(
-            local_base, old, ("author",)):
+    authors = references_of(old, ("author",), local_base) if old is not None else set()
+    if resource_type == "DocumentReference" and old is not None and access.principal.reference not in authors:
         settable = PATIENT_SETTABLE if access.kind == "patient" else frozenset({MASQUE_PS})
         if new is None or _without_labels(new, settable) != _without_labels(old, settable):
             raise denied("On a document written by a professional, a patient may only mask or unmask it")
@@ -102,17 +102,11 @@ def _professional(access: Access, unit: UnitOfWork, local_base: str | None, reso
             raise denied(f"Patient/{patient_id}'s space is closed or has blocked this professional")
     if resource_type in PARTICIPANT_PARAMS:
         params = PARTICIPANT_PARAMS[resource_type]
-        if not all(_refers(local_base, body, params) & set(access.actors) for body in bodies):
+        if not all(references_of(body, params, local_base) & set(access.actors) for body in bodies):
             raise denied(f"A professional writes only the {resource_type} resources they take part in")
     elif old is not None and resource_type == "DocumentReference" and not (
-            _refers(local_base, old, ("author",)) & set(access.actors)):
+            references_of(old, ("author",), local_base) & set(access.actors)):
         raise denied("Only the author of a document may change or delete it (DMP error 901)")
-
-
-def _refers(local_base: str | None, body: dict, params: tuple[str, ...]) -> set[str]:
-    """The local resources ("Type/id") that ``params`` of ``body`` reference."""
-    return {f"{e.values[0]}/{e.values[1]}" for e in index_entries(body, local_base)
-            if e.kind == "reference" and e.param in params and e.values[0]}
 
 
 def _without_labels(document: dict, settable: frozenset[str]) -> dict:

@@ -1,0 +1,102 @@
+"""Access traces over real HTTP: reads, search hits, writes and refusals leave AuditEvents in the
+patient's trail, committed before the answer, listable by the patient, unalterable by anyone."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from access_world import ThreadServer, World, running_world
+
+from fhir_server.search.extract import index_entries
+from fhir_server.security.access import INTERNAL
+from fhir_server.security.audit import DENIED, Trace, audit_event, event_entries
+from fhir_server.security.policy import Access
+from fhir_server.security.tokens import Principal
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> Iterator[tuple[ThreadServer, World, dict[str, httpx.Client]]]:
+    with running_world(tmp_path_factory.mktemp("audit")) as running:
+        yield running
+
+
+def _trail(client: httpx.Client, **params: str) -> list[dict]:
+    r = client.get("/AuditEvent", params={"_count": 1000, **params})
+    assert r.status_code == 200, r.text
+    return [e["resource"] for e in r.json().get("entry", []) if e["search"]["mode"] == "match"]
+
+
+def _about(events: list[dict], who: str, what: str, subtype: str) -> list[dict]:
+    return [e for e in events if e["agent"][0]["who"].get("reference") == who and subtype == e["subtype"][0]["code"]
+            and any(x["what"]["reference"] == what for x in e["entity"])]
+
+
+def test_reads_leave_a_trace_the_patient_lists_at_once(env):
+    _, _, clients = env
+    assert clients["drB"].get("/DocumentReference/doc-alice-plain").status_code == 200
+    events = _about(_trail(clients["alice"], patient="Patient/alice"), "Practitioner/drB",
+                    "DocumentReference/doc-alice-plain", "read")
+    assert events, "the read is in alice's trail as soon as it was answered"
+    event = events[-1]
+    assert event["outcome"] == "0" and event["action"] == "R"
+    assert event["purposeOfEvent"][0]["coding"][0]["code"] == "normal"
+    assert event["entity"][0]["what"]["reference"] == "Patient/alice"
+    assert event["agent"][0]["network"]["address"] == "127.0.0.1"
+
+
+def test_refused_attempts_are_traced_for_the_patient_concerned(env):
+    _, _, clients = env
+    assert clients["drBad"].get("/DocumentReference/doc-bob-plain").status_code == 404  # bob blocks drBad
+    refused = _about(_trail(clients["system"], patient="Patient/bob"), "Practitioner/drBad",
+                     "DocumentReference/doc-bob-plain", "read")
+    assert refused and refused[-1]["outcome"] == DENIED and refused[-1]["outcomeDesc"]
+    bob = clients["loader"]  # bob has no client in the world; the loader (system) lists for him
+    assert _trail(bob, patient="Patient/bob", outcome="4")
+
+
+def test_search_hits_writes_and_break_the_glass_are_traced(env):
+    server, _, clients = env
+    found = clients["drA"].get("/DocumentReference", params={"subject": "Patient/alice"}).json()
+    hits = {f"DocumentReference/{e['resource']['id']}" for e in found["entry"]}
+    events = [e for e in _trail(clients["system"], patient="Patient/alice", subtype="search-type")
+              if e["agent"][0]["who"].get("reference") == "Practitioner/drA"]
+    assert hits <= {x["what"]["reference"] for x in events[-1]["entity"]}
+    doc = {"resourceType": "DocumentReference", "status": "current", "subject": {"reference": "Patient/alice"},
+           "author": [{"reference": "Practitioner/drA"}], "content": [{"attachment": {"contentType": "text/plain"}}]}
+    created = clients["drA"].post("/DocumentReference", json=doc).json()["id"]
+    assert _about(_trail(clients["alice"], patient="Patient/alice", action="C"), "Practitioner/drA",
+                  f"DocumentReference/{created}", "create")
+    emergency = server.client("Practitioner/drB", "user/*.rs", **{"X-Access-Mode": "bris_de_glace",
+                                                                   "X-Access-Reason": "Arr%C3%AAt%20cardiaque"})
+    assert emergency.get("/Patient/alice").status_code == 200
+    flagged = _about(_trail(clients["alice"], patient="Patient/alice"), "Practitioner/drB", "Patient/alice", "read")
+    purpose = flagged[-1]["purposeOfEvent"][0]
+    assert purpose["coding"][0]["code"] == "bris_de_glace" and purpose["text"] == "Arrêt cardiaque"
+
+
+def test_patients_see_only_their_own_trail_and_nobody_alters_it(env):
+    server, _, clients = env
+    clients["drA"].get("/Patient/bob")
+    assert not _trail(clients["alice"], patient="Patient/bob")
+    assert all(any(x["what"]["reference"] == "Patient/alice" for x in e["entity"])
+               or e["agent"][0]["who"].get("reference") == "Patient/alice" for e in _trail(clients["alice"]))
+    mine = _trail(clients["alice"])[0]
+    writer = server.client("dpi", "system/*.cruds")
+    for client in (clients["alice"], writer):
+        assert client.put(f"/AuditEvent/{mine['id']}", json=mine).status_code == 403
+        assert client.delete(f"/AuditEvent/{mine['id']}").status_code == 403
+    assert clients["drA"].get("/AuditEvent").json().get("entry") is None  # professionals see no trail
+
+
+@pytest.mark.parametrize("trace,principal", [
+    (Trace("read", "alice", ("DocumentReference/d1",)), Principal("practitioner", "Practitioner/p1", "app", "s", ())),
+    (Trace("search-type", "alice", ("Patient/alice", "List/l")), Principal("patient", "Patient/alice", "a", "s", ())),
+    (Trace("delete", None, ("Binary/b",), DENIED, "refusé"), Principal("system", None, "dpi-hopital", "dpi", ())),
+])
+def test_directly_built_entries_equal_the_search_extraction(trace, principal):
+    access = Access(principal, "centre_15", "appel") if principal.kind != "system" else INTERNAL
+    event = audit_event(access, "10.0.0.1", trace, "2026-11-24T10:00:00.123456Z")
+    assert Counter(event_entries(event, trace)) == Counter(index_entries(event))
