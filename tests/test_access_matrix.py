@@ -16,6 +16,7 @@ import pytest
 from access_world import LABELS, PRINCIPALS, ThreadServer, World, build_world, running_world, sees
 
 from fhir_server.french.visibility import TRE_A07
+from fhir_server.security.audit import CLIENT_IDS
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +102,38 @@ def test_history_shows_only_visible_resources(env, principal):
     if hidden:
         assert clients[principal].get(f"/{hidden}/_history").status_code == 404
         assert clients[principal].get(f"/{hidden}/_history/1").status_code == 404
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_every_access_to_patient_data_leaves_its_trace(env, principal):
+    """Each read of a record's resource is in that patient's trail, allowed or refused; directory
+    reads are nobody's record and leave none."""
+    _, world, clients = env
+    sub = PRINCIPALS[principal][0]
+    agent = {"agent": sub} if "/" in sub else {"agent:identifier": f"{CLIENT_IDS}|{sub}"}
+    before = _trail_ids(clients["system"], agent)
+    reads = ["DocumentReference/doc-alice-plain", "DocumentReference/doc-bob-invisiblepatient",
+             "Practitioner/drA", "Binary/bin-doc-dan-masqueps"]
+    for key in reads:
+        clients[principal].get(key)
+    events = [e for e in _trail(clients["system"], agent) if e["id"] not in before]
+    for key in reads:
+        item = world.items[key]
+        found = [e for e in events if any(x["what"]["reference"] == key for x in e["entity"])]
+        if item.resource["resourceType"] == "Practitioner":
+            assert not found, f"{principal}: a directory read left a trace"
+            continue
+        owner = item.owner or world.items[item.context].owner
+        assert found, f"{principal}: no trace of reading {key}"
+        assert {x["what"]["reference"] for x in found[-1]["entity"]} >= {f"Patient/{owner}", key}
+        assert found[-1]["outcome"] == ("0" if sees(world, principal, item) else "4"), key
+
+
+def _trail(client: httpx.Client, params: dict) -> list[dict]:
+    r = client.get("/AuditEvent", params={**params, "_count": 1000})
+    assert r.status_code == 200, r.text
+    return [e["resource"] for e in r.json().get("entry", []) if e["search"]["mode"] == "match"]
+
+
+def _trail_ids(client: httpx.Client, params: dict) -> set[str]:
+    return {e["id"] for e in _trail(client, params)}

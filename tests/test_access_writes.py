@@ -199,3 +199,44 @@ def test_auth_off_and_hs256_are_refused_on_a_network_host(tmp_path):
         create_app(load_settings(host="10.1.2.3", auth="on", auth_hs256_secret="s" * 40, data_dir=tmp_path))
     with pytest.raises(ValueError, match="on' or 'off"):
         create_app(load_settings(auth="maybe", data_dir=tmp_path))
+
+
+def test_patient_chooses_what_representatives_see(env):
+    server, _, clients = env
+    dan = server.client("Patient/dan", "patient/*.cruds")
+    rita = clients["rita"]
+    assert rita.get("/DocumentReference/doc-dan-plain").status_code == 200
+    hide = [{"op": "add", "path": "/securityLabel/-",
+             "value": {"coding": [{"system": TRE_A07, "code": "INVISIBLE_REPRESENTANTS_LEGAUX"}]}}]
+    assert dan.patch("/DocumentReference/doc-dan-plain", json=hide, headers=JSON_PATCH).status_code == 200
+    assert rita.get("/DocumentReference/doc-dan-plain").status_code == 404
+    assert dan.get("/DocumentReference/doc-dan-plain").status_code == 200
+    rita_writer = server.client("RelatedPerson/rita", "patient/*.cruds")
+    unhide = [{"op": "remove", "path": "/securityLabel/1"}]  # she cannot even see it to unhide it
+    assert rita_writer.patch("/DocumentReference/doc-dan-plain", json=unhide, headers=JSON_PATCH).status_code == 404
+
+
+def test_no_access_mode_reveals_a_masked_document(env):
+    server, _, _ = env
+    reason = {"X-Access-Reason": "urgence"}
+    for mode in ("bris_de_glace", "centre_15"):
+        emergency = server.client("Practitioner/drB", "user/*.rs", **{"X-Access-Mode": mode}, **reason)
+        assert emergency.get("/DocumentReference/doc-bob-masqueps").status_code == 404, mode
+        assert emergency.get("/DocumentReference/doc-bob-plain").status_code == 200, mode
+
+
+def test_patient_closes_their_space(env):
+    server, _, clients = env
+    from access_world import CLOSED
+
+    alice_writer = server.client("Patient/alice", "patient/*.cruds")
+    assert clients["drB"].get("/Patient/alice").status_code == 200
+    close = [{"op": "add", "path": "/extension", "value": [CLOSED]}]
+    r = alice_writer.patch("/Patient/alice", json=close, headers=JSON_PATCH)
+    assert r.status_code == 200, r.text
+    assert clients["drB"].get("/Patient/alice").status_code == 404
+    assert clients["drA"].post("/DocumentReference", json=_doc_for("alice")).status_code == 403
+    assert alice_writer.get("/DocumentReference/doc-alice-plain").status_code == 200  # still hers to read
+    reopen = [{"op": "remove", "path": "/extension"}]
+    assert alice_writer.patch("/Patient/alice", json=reopen, headers=JSON_PATCH).status_code == 200
+    assert clients["drB"].get("/Patient/alice").status_code == 200
