@@ -240,3 +240,12 @@ def test_patient_closes_their_space(env):
     reopen = [{"op": "remove", "path": "/extension"}]
     assert alice_writer.patch("/Patient/alice", json=reopen, headers=JSON_PATCH).status_code == 200
     assert clients["drB"].get("/Patient/alice").status_code == 200
+
+
+def test_capability_statement_declares_smart_security_and_read_only_traces(env):
+    server, _, _ = env
+    rest = httpx.get(f"{server.base}/metadata").json()["rest"][0]
+    assert rest["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    audit = next(r for r in rest["resource"] if r["type"] == "AuditEvent")
+    assert {i["code"] for i in audit["interaction"]} == {"read", "vread", "history-instance", "history-type",
+                                                         "search-type"}

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from fhir_server import __version__
 from fhir_server.config import SUPPORTED_TYPES
 from fhir_server.core.resources import now_instant
-from fhir_server.http.context import base_url
+from fhir_server.http.context import base_url, settings
 from fhir_server.http.responses import Response, render
 from fhir_server.search.registry import on_reload, params_for
 
@@ -24,10 +24,22 @@ def _search_params(resource_type: str) -> list[dict]:
     return [{"name": p.code, "type": p.type, "definition": p.url} for p in sorted(served, key=lambda p: p.code)]
 
 
+#: Read-only types: the server writes them (access traces).
+READ_ONLY = {"AuditEvent": ("read", "vread", "history-instance", "history-type", "search-type")}
+SECURITY = {
+    "cors": False,
+    "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                             "code": "SMART-on-FHIR"}]}],
+    "description": "Bearer JWTs (RS256/ES256) with SMART on FHIR v1/v2 scopes and a fhirUser claim; the DMP "
+                   "visibility rules and the patient's blocks apply to every interaction; every access to patient "
+                   "data leaves an AuditEvent. See docs/security.md.",
+}
+
+
 def _resource(resource_type: str) -> dict:
     return {
         "type": resource_type,
-        "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+        "interaction": [{"code": code} for code in READ_ONLY.get(resource_type, TYPE_INTERACTIONS)],
         "versioning": "versioned-update",
         "readHistory": True,
         "updateCreate": True,
@@ -48,7 +60,7 @@ def _references(resource_type: str) -> list:
 
 
 @cache
-def capability_statement(base: str) -> dict:
+def capability_statement(base: str, secured: bool = False) -> dict:
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -62,6 +74,7 @@ def capability_statement(base: str) -> dict:
         "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
         "rest": [{
             "mode": "server",
+            **({"security": SECURITY} if secured else {}),
             "resource": [_resource(t) for t in SUPPORTED_TYPES],
             "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
         }],
@@ -72,4 +85,4 @@ on_reload(capability_statement.cache_clear)  # it lists the search parameters
 
 
 async def metadata(request: Request) -> Response:
-    return render(request, capability_statement(base_url(request)))
+    return render(request, capability_statement(base_url(request), settings(request).auth == "on"))
