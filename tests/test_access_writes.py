@@ -156,6 +156,9 @@ def test_professionals_write_for_reachable_patients_and_their_own_documents(env)
     assert dra.delete(f"/DocumentReference/{mine['id']}").status_code == 204
     consent = {"resourceType": "Consent", "status": "active", "scope": {"text": "x"}, "category": [{"text": "x"}]}
     assert drb.post("/Consent", json=consent).status_code == 403
+    registered = dra.post("/Patient", json={"resourceType": "Patient", "name": [{"family": "Nouveau"}]})
+    assert registered.status_code == 201, registered.text
+    assert dra.post("/DocumentReference", json=_doc_for(registered.json()["id"])).status_code == 201
 
 
 def test_a_closed_space_refuses_new_data_on_every_principal_and_stays_readable(env):

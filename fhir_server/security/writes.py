@@ -97,6 +97,8 @@ def _professional(access: Access, unit: UnitOfWork, local_base: str | None, reso
                   patients: set[str], bodies: list[dict], old: dict | None) -> None:
     if resource_type in DIRECTORY_TYPES or resource_type == "Consent":
         raise denied(f"Professionals do not write {resource_type} resources")
+    if resource_type == "Patient" and old is None:
+        patients = set()  # registering a new patient: there is no space or block yet to answer to
     for patient_id in sorted(patients):
         if not unit.find("Patient", [IdIn((patient_id,)), *reachable_patient(access)], limit=1):
             raise denied(f"Patient/{patient_id}'s space is closed or has blocked this professional")
