@@ -13,6 +13,14 @@ FHIRPath details:
   all ``where(resolve() is Patient)`` asks.
 * fhirpathpy does not see a Patient as a ``Resource`` at the root, so ``Resource.meta.profile``
   is evaluated as ``Patient.meta.profile``.
+* fhirpathpy's ``extension('url')`` keeps only the first extension with that url; FHIRPath says it
+  is short for ``extension.where(url = 'url')``, which is what is evaluated.
+
+Composites (R4 search.html#composite): ``[part]$[part]``, both parts matching the same element the
+composite's expression selects, each by its own type's rules above. A component's expression is
+its own definition's, relative to that element: ``DocumentReference.relatesTo.target`` for
+``relatesto`` on ``DocumentReference.relatesTo``, ``target`` (R4 writes the components'
+expressions the other way round; the definitions of the components say which is which).
 
 Where R4 leaves a choice, the project's: string matching also ignores ligatures (``Œuvray`` =
 ``oeuvray``) and runs of spaces; a date or query without a time zone is in Europe/Paris. References
@@ -32,10 +40,12 @@ No unit conversion (R4: the server "may choose" canonical units); ``||code`` is 
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from fractions import Fraction
@@ -49,7 +59,8 @@ from fhirpathpy.models import models
 
 from fhir_server.core.repository import Repository
 from fhir_server.core.validation import validate_resource
-from fhir_server.search.registry import params_for
+from fhir_server.formats import json as fjson
+from fhir_server.search.registry import DEFINITION_FILES, params_for
 from fhir_server.store.sqlite import SqliteStore
 
 LOCAL_BASE = "http://test/fhir"
@@ -87,13 +98,17 @@ def _compiled(expression: str) -> Callable:
     return fhirpathpy.compile(expression, R4, {"userInvocationTable": FUNCTIONS})
 
 
+def _fhirpath(expression: str, resource_type: str) -> str:
+    expression = re.sub(r"(^|\.)extension\('([^']*)'\)", r"\1extension.where(url = '\2')", expression)
+    return re.sub(r"\bResource\.", resource_type + ".", expression)
+
+
 def values_of(resource: dict, code: str) -> list:
     """What the parameter's expression selects in ``resource`` (``_id``: the id)."""
     if code == "_id":
         return [resource["id"]]
     expression = params_for(resource["resourceType"])[code].expression
-    expression = re.sub(r"\bResource\.", resource["resourceType"] + ".", expression)
-    return _compiled(expression)(resource)
+    return _compiled(_fhirpath(expression, resource["resourceType"]))(resource)
 
 
 # --- escapes ----------------------------------------------------------------------------------
@@ -293,7 +308,11 @@ def _reference_match(value, query: str, modifier: str | None) -> bool:
 # --- uri --------------------------------------------------------------------------------------
 
 def _under(uri: str, base: str) -> bool:
-    """``uri`` is ``base`` or below it, on whole path segments."""
+    """``uri`` is ``base`` or below it, on whole ``/``-separated segments; only URLs have segments
+    (R4 search.html#uri: "the :above and :below modifiers only apply to URLs, and not URNs such as
+    OIDs"): a URN is only under itself."""
+    if not re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", base):
+        return uri == base
     return uri.rstrip("/") == base.rstrip("/") or uri.startswith(base.rstrip("/") + "/")
 
 
@@ -349,6 +368,35 @@ def _quantity_match(value, query: str) -> bool:
     return _number_match(value["value"], number)
 
 
+# --- composite ----------------------------------------------------------------------------------
+
+@cache
+def _definitions() -> dict[str, dict]:
+    """Every SearchParameter definition the server reads, by url."""
+    return {d["url"]: d for path in DEFINITION_FILES if path.exists() for d in json.loads(path.read_text())}
+
+
+@cache
+def components(resource_type: str, code: str) -> tuple[tuple[str, str], ...]:
+    """(type, expression on the element) of each component of a composite parameter."""
+    composite = next(d for d in _definitions().values() if d["code"] == code and resource_type in d["base"])
+    out = []
+    for part in composite["component"]:
+        definition = _definitions()[part["definition"]]
+        out.append((definition["type"], definition["expression"].removeprefix(composite["expression"] + ".")))
+    return tuple(out)
+
+
+def _composite_match(element, query: str, parts: tuple[tuple[str, str], ...]) -> bool:
+    """Every ``$``-separated part matches a value of its component in this same element."""
+    texts = _split(query, "$")
+    if len(texts) != len(parts) or not isinstance(element, dict):
+        return False
+    match = {"token": lambda v, q: _token_match(v, q, None), "reference": lambda v, q: _reference_match(v, q, None)}
+    return all(any(match[kind](v, text) for v in _compiled(expression)(element))
+               for (kind, expression), text in zip(parts, texts, strict=True))
+
+
 # --- the query --------------------------------------------------------------------------------
 
 def _kind(resource_type: str, code: str) -> str:
@@ -357,8 +405,9 @@ def _kind(resource_type: str, code: str) -> str:
 
 def matches(resource: dict, name: str, raw: str, now: datetime | None = None) -> bool:
     """One ``name=value`` of a query: any value of the parameter matches any comma alternative;
-    ``:not`` is none does, ``:missing=true`` that the expression selects nothing (for a quantity,
-    nothing with a number: a Quantity with a unit only has no value any search could match)."""
+    ``:not`` is none does, ``:missing=true`` that the expression selects nothing of the parameter's
+    type (for a quantity, nothing with a number: a Quantity with a unit only has no value any search
+    could match; for a reference, no Reference or canonical: ``Consent.source`` may be an Attachment)."""
     code, _, modifier = name.partition(":")
     modifier = modifier or None
     values = values_of(resource, code)
@@ -366,12 +415,16 @@ def matches(resource: dict, name: str, raw: str, now: datetime | None = None) ->
     if modifier == "missing":
         if kind == "quantity":
             values = [v for v in values if isinstance(v, dict) and isinstance(v.get("value"), int | Decimal)]
+        if kind == "reference":
+            values = [v for v in values if isinstance(v, str) or isinstance(v, dict) and ("reference" in v
+                                                                                          or "identifier" in v)]
         return (not values) == (raw == "true")
     alternatives = _split(raw, ",")
     if kind == "token":
         hit = any(_token_match(v, a, None if modifier == "not" else modifier) for v in values for a in alternatives)
         return not hit if modifier == "not" else hit
     test: Callable[[object, str], bool] = {
+        "composite": lambda v, a: _composite_match(v, a, components(resource["resourceType"], code)),
         "string": lambda v, a: _string_match(v, a, modifier),
         "date": lambda v, a: _date_match(v, a, now),
         "reference": lambda v, a: _reference_match(v, a, modifier),
@@ -389,19 +442,44 @@ def oracle_search(resources: list[dict], resource_type: str, params: list[tuple[
             and all(matches(r, name, raw, now) for name, raw in params)}
 
 
-def engine_search(resources: list[dict], resource_type: str,
-                  searches: list[list[tuple[str, str]]]) -> list[tuple[set[str], list]]:
-    """Write ``resources`` into a fresh SQLite file through the Repository and run each search."""
+class Engine:
+    """The real search over resources written through the Repository (see ``written``)."""
+
+    def __init__(self, repo: Repository, resources: list[dict]) -> None:
+        self.repo = repo
+        self.resources = resources
+
+    def stored(self) -> list[dict]:
+        """The resources as the server stored them (``meta.versionId``, ``meta.lastUpdated``), read back."""
+        return [fjson.loads(self.repo.read(r["resourceType"], r["id"]).body) for r in self.resources]
+
+    def search(self, resource_type: str, query: list[tuple[str, str]]) -> tuple[set[str], list]:
+        """The ids found and the parameters the engine did not understand."""
+        result = self.repo.search(resource_type, query, count=1000)
+        return {record.id for record in result.records}, result.plan.unsupported
+
+
+@contextmanager
+def written(resources: list[dict], one_by_one: bool = False) -> Iterator[Engine]:
+    """``resources`` written into a fresh SQLite file through the Repository: all in one unit of work,
+    or ``one_by_one`` in a unit each, so each gets its own ``meta.lastUpdated`` (the server's clock)."""
     for resource in resources:
         validate_resource(resource)
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "db.sqlite3", synchronous="OFF")
         try:
             repo = Repository(store, LOCAL_BASE)
-            with repo.writer() as writer:
-                for resource in resources:
-                    writer.update(resource["resourceType"], resource["id"], resource)
-            results = [repo.search(resource_type, query, count=1000) for query in searches]
-            return [({record.id for record in r.records}, r.plan.unsupported) for r in results]
+            for batch in [[r] for r in resources] if one_by_one else [resources]:
+                with repo.writer() as writer:
+                    for resource in batch:
+                        writer.update(resource["resourceType"], resource["id"], resource)
+            yield Engine(repo, resources)
         finally:
             store.close()
+
+
+def engine_search(resources: list[dict], resource_type: str,
+                  searches: list[list[tuple[str, str]]]) -> list[tuple[set[str], list]]:
+    """Write ``resources`` into a fresh SQLite file through the Repository and run each search."""
+    with written(resources) as engine:
+        return [engine.search(resource_type, query) for query in searches]

@@ -19,6 +19,7 @@ from fhir_server.app import create_app
 from fhir_server.config import SEARCH_PARAMETERS_ENV, load_settings
 from fhir_server.http.metadata import capability_statement
 from fhir_server.search import registry
+from fhir_server.security.space import SPACE_CLOSURE, closure_extension
 
 GROUPE = "https://example.org/fhir/StructureDefinition/groupe-sanguin"
 BLOOD_GROUP = {"resourceType": "SearchParameter", "url": "https://example.org/fhir/SearchParameter/groupe-sanguin",
@@ -171,9 +172,44 @@ def test_a_bad_file_stops_the_server_at_start_up(custom: Use, tmp_path: Path, mo
     assert "bad.json, entry 0 ('duree'): type 'special' cannot be served" in sent[0]["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="fhirpathpy's extension(url) keeps only the first extension with that url "
-                                       "(engine/expressions.py hands it such expressions); .where(url=...) is right")
-def test_extension_function_selects_every_repeat(custom: Use) -> None:
-    custom([{**BLOOD_GROUP, "expression": f"Patient.extension('{GROUPE}').value"}])
-    [(found, _)] = engine_search(PATIENTS, "Patient", [[("groupe-sanguin", "AB+")]])
-    assert found == {"b"}
+@pytest.mark.parametrize("path", [".value", ".valueCode", ".value.ofType(code)"])
+def test_extension_function_selects_every_repeat(custom: Use, path: str) -> None:
+    """``extension('url')`` is ``extension.where(url='url')`` (FHIRPath): every repeat, not the first
+    one only (fhirpathpy's, which the engine used to hand such expressions)."""
+    custom([{**BLOOD_GROUP, "expression": f"Patient.extension('{GROUPE}'){path}"}])
+    for query, expected in (("AB+", {"b"}), ("O-,A+", {"a", "b"})):
+        [(found, unsupported)] = engine_search(PATIENTS, "Patient", [[("groupe-sanguin", query)]])
+        assert (found, unsupported) == (expected, [])
+        assert oracle_search(PATIENTS, "Patient", [("groupe-sanguin", query)]) == expected
+
+
+def _closed(ident: str, *extensions: dict) -> dict:
+    return {"resourceType": "Patient", "id": ident, **({"extension": list(extensions)} if extensions else {})}
+
+
+CLOSURES = [
+    _closed("closed", closure_extension("2026-02-01T10:30:00+01:00", "fermeture à la demande du patient")),
+    _closed("last-year", closure_extension("2025-12-31", "décès")),
+    _closed("new-year", closure_extension("2026-01-01T00:30:00+01:00", "décès")),  # 2025-12-31T23:30Z
+    _closed("open"),
+    _closed("no-date", {"url": SPACE_CLOSURE, "extension": [{"url": "reason", "valueString": "décès"}]}),
+    _closed("elsewhere", {"url": "https://example.org/fhir/StructureDefinition/autre",
+                          "extension": [{"url": "date", "valueDateTime": "2026-03-01"}]}),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ([("space-closed", "ge2026-01-01")], {"closed", "new-year"}),
+    ([("space-closed", "lt2026-01-01")], {"last-year"}),
+    ([("space-closed", "2026-02-01")], {"closed"}),
+    ([("space-closed", "ge2026-01-01T00:00:00Z")], {"closed"}),
+    ([("space-closed:missing", "true")], {"open", "no-date", "elsewhere"}),
+    ([("space-closed:missing", "false")], {"closed", "last-year", "new-year"}),
+])
+def test_space_closure_date_is_indexed(query: list[tuple[str, str]], expected: set[str]) -> None:
+    """The server's own ``space-closed`` (profiles/mes): ``extension('…space-closure').extension('date').value``,
+    a dateTime in a sub-extension, found by date and by ``:missing`` (what the access policy asks)."""
+    assert registry.params_for("Patient")["space-closed"].expression.endswith(".extension('date').value")
+    [(found, unsupported)] = engine_search(CLOSURES, "Patient", [query])
+    assert (found, unsupported) == (expected, [])
+    assert oracle_search(CLOSURES, "Patient", query) == expected

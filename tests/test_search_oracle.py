@@ -1,7 +1,8 @@
 """The indexed search agrees with the reference evaluator (``search_oracle.py``).
 
 Hypothesis draws small sets of realistic, valid resources of our types (accents, ligatures, case
-variants, partial dates, time zones, open periods, references in every form) and queries built
+variants, partial dates, time zones, open periods, references in every form, relatesTo pairs for the
+composite ``relationship``) and queries built
 from their values and from values next to them (prefixes, other case or accents, date
 boundaries, each prefix, URL parents and children). Each example writes the resources through
 the real ``Repository`` into a fresh SQLite file and compares ``Repository.search`` with
@@ -73,6 +74,9 @@ URLS = ["https://dmp.example.fr/docs/2024/cr-1.pdf", "https://dmp.example.fr/doc
 PROFILES = ["https://interop.esante.gouv.fr/ig/fhir/ins/StructureDefinition/FrPatientINS",
             "https://interop.esante.gouv.fr/ig/fhir/ins", "http://hl7.org/fhir/StructureDefinition/Patient"]
 REF_IDS = ["1", "2", "pr-1"]
+RELATIONS = ["replaces", "transforms", "signs", "appends"]
+#: DocumentReference ids: the generated ones are doc0, doc1...; doc99 is never written.
+DOC_IDS = ["doc0", "doc1", "doc2", "doc99"]
 
 # Instants next to interesting boundaries: local midnight in Paris, the DST changes, a new year.
 ANCHORS = [datetime(2013, 1, 14, 9, 0, tzinfo=UTC), datetime(2013, 1, 13, 23, 0, tzinfo=UTC),
@@ -97,6 +101,7 @@ PARAMS: dict[str, dict[str, list[str]]] = {
         "date": ["date", "period", "period-start", "period-end"],
         "reference": ["subject", "patient", "author", "custodian"],
         "uri": ["location"],
+        "composite": ["relationship"],
     },
     "Appointment": {
         "string": ["description"],
@@ -221,6 +226,11 @@ patients = st.tuples(st.fixed_dictionaries({"resourceType": st.just("Patient")},
     "meta": listed(st.sampled_from(PROFILES)).map(lambda p: {"profile": p}),
 }), deceased).map(lambda parts: {**parts[0], **parts[1]})
 
+#: A relatesTo: a relation and a document, by a local reference in any form or one on another server.
+relations = st.builds(lambda code, ident, form: {"code": code, "target": {"reference": _reference_text(
+    "DocumentReference", ident, form)}}, st.sampled_from(RELATIONS), st.sampled_from(DOC_IDS),
+    st.sampled_from(["relative", "relative", "absolute", "versioned", "foreign"]))
+
 documents = st.fixed_dictionaries({
     "resourceType": st.just("DocumentReference"),
     "status": st.sampled_from(["current", "superseded", "entered-in-error"]),
@@ -233,6 +243,7 @@ documents = st.fixed_dictionaries({
     "securityLabel": listed(concepts(CONFIDENTIALITY)), "context": periods.map(lambda p: {"period": p}),
     "meta": listed(st.sampled_from(CONFIDENTIALITY)).map(
         lambda cs: {"security": [{"system": s, "code": c} for s, c, _ in cs]}),
+    "relatesTo": listed(relations, 3),
 })
 
 participants = st.fixed_dictionaries({
@@ -395,6 +406,37 @@ def uri_values(draw, resources: list[dict], code: str) -> str:
     return _escape(uri)
 
 
+RELATION_SYSTEM = "http://hl7.org/fhir/document-relationship-type"
+
+
+def _target_forms(reference: str) -> list[str]:
+    """The ways a query may name this target: a local one by id, Type/id, our URL (and its version);
+    one on another server by its URL (its id and Type/id name a local document: near misses)."""
+    match = re.search(r"([A-Z][A-Za-z]+)/([^/]+)(/_history/.*)?$", reference)
+    kind, ident = match[1], match[2]
+    return [ident, f"{kind}/{ident}", f"{LOCAL_BASE}/{kind}/{ident}", reference]
+
+
+@st.composite
+def composite_values(draw, resources: list[dict], code: str) -> str:
+    """``target$relation``: both from one relatesTo, or a near miss (the right target with another
+    relation, the relation of another element of the same document), in the target's query forms and
+    the relation as ``code``, ``|code`` or ``system|code``."""
+    elements = [(r["id"], e) for r in resources for e in values_of(r, code)]
+    elements += [("", {"code": "replaces", "target": {"reference": "DocumentReference/doc1"}})]
+    owner, element = draw(st.sampled_from(elements))
+    relation = element["code"]
+    how = draw(st.sampled_from(["same", "same", "other-relation", "other-element"]))
+    if how == "other-relation":
+        relation = draw(st.sampled_from(RELATIONS))
+    elif how == "other-element":
+        siblings = [e for i, e in elements if i == owner]
+        relation = draw(st.sampled_from(siblings))["code"]
+    target = draw(st.sampled_from(_target_forms(element["target"]["reference"])))
+    relation = draw(st.sampled_from([relation, relation, f"|{relation}", f"{RELATION_SYSTEM}|{relation}"]))
+    return f"{target}${relation}"
+
+
 def _or(draw, one) -> str:
     """One value, or sometimes two joined by a comma (OR)."""
     first = draw(one)
@@ -414,6 +456,8 @@ def queries(draw, resources: list[dict], kind: str, modifier: str | None = None,
         value = _or(draw, token_values(resources, code, modifier if modifier in ("text", "above", "below") else None))
     elif kind == "date":
         value = _or(draw, date_values(resources, code, options.get("prefix")))
+    elif kind == "composite":
+        value = _or(draw, composite_values(resources, code))
     elif kind == "reference":
         forms = options.get("forms", ("id",))
         modifier, value = draw(reference_values(resources, code, forms))
@@ -498,7 +542,7 @@ def test_token_hierarchy(modifier: str, data: st.DataObject) -> None:
     assert_agree(resources, "Appointment", searches)
 
 
-@pytest.mark.parametrize("kind", ["string", "token", "date", "reference", "uri"])
+@pytest.mark.parametrize("kind", ["string", "token", "date", "reference", "uri", "composite"])
 @settings(ORACLE, max_examples=10)
 @given(data=st.data())
 def test_missing(kind: str, data: st.DataObject) -> None:
@@ -526,13 +570,21 @@ def test_uri(modifier: str | None, data: st.DataObject) -> None:
     check(data, "uri", modifier)
 
 
+@ORACLE
+@given(st.data())
+def test_composite_both_parts_on_one_element(data: st.DataObject) -> None:
+    """``relationship=[target]$[relation]`` (R4 search.html#composite): the target by its reference rules,
+    the relation by the token rules, both in the same relatesTo; OR lists of such pairs."""
+    check(data, "composite")
+
+
 @st.composite
 def combined_queries(draw, resources: list[dict]) -> Query:
     """Two parameters of different kinds (AND), each with its default or a modifier."""
     kinds = [k for k, codes in PARAMS[resources[0]["resourceType"]].items() if codes]
     first, second = draw(st.lists(st.sampled_from(kinds), min_size=2, max_size=2, unique=True))
     modifiers = {"string": [None, "exact", "contains"], "token": [None, "not", "text"], "uri": [None, "below"],
-                 "date": [None], "reference": [None]}
+                 "date": [None], "reference": [None], "composite": [None]}
     out = []
     for kind in (first, second):
         modifier = draw(st.sampled_from([*modifiers[kind], "missing"]))
@@ -662,3 +714,104 @@ def test_below_a_uri_with_a_trailing_slash() -> None:
     query = [("instantiates-uri:below", "https://dmp.example.fr/docs/")]
     [(found, _)] = engine_search(sent, "Communication", [query])
     assert found == oracle_search(sent, "Communication", query) == {"docs", "child"}
+
+
+def _instantiating(*uris: str) -> list[dict]:
+    return [{"resourceType": "Communication", "id": f"c{i}", "status": "completed", "instantiatesUri": [uri]}
+            for i, uri in enumerate(uris)]
+
+
+@pytest.mark.parametrize(("uris", "query", "expected"), [
+    (("https://lgc.example.fr/sih#a1b2", "https://lgc.example.fr/sih"), "above=https://lgc.example.fr/sih#a1b2/x/1",
+     {"c0"}),
+    (("https://lgc.example.fr/sih#a1b2/x/1", "https://lgc.example.fr/sih#a1b2"), "below=https://lgc.example.fr/sih",
+     set()),
+    (("https://lgc.example.fr/sih#a1b2/x/1", "https://lgc.example.fr/sih#a1b2"),
+     "below=https://lgc.example.fr/sih#a1b2", {"c0", "c1"}),
+    (("https://lgc.example.fr/sih", "https://lgc.example.fr/sih?v=1/2"), "above=https://lgc.example.fr/sih?v=1/2/3",
+     {"c1"}),
+    (("urn:uuid:1f5a2c1e/x/1", "urn:uuid:1f5a2c1e"), "below=urn:uuid:1f5a2c1e", {"c1"}),
+    (("urn:uuid:1f5a2c1e/x/1", "urn:uuid:1f5a2c1e"), "above=urn:uuid:1f5a2c1e/x/1", {"c0"}),
+], ids=["above-a-fragment", "a-fragment-is-not-a-segment", "below-a-fragment", "above-a-query", "below-a-urn",
+        "above-a-urn"])
+def test_above_and_below_agree(uris: tuple[str, ...], query: str, expected: set[str]) -> None:
+    """``:above`` is ``:below`` the other way round: both cut at each ``/`` after the authority. ``:above``
+    cut the path only, before ``?`` or ``#`` (``…/sih#a1b2`` was not above ``…/sih#a1b2/x/1``, yet
+    ``…/sih#a1b2/x/1`` was below ``…/sih#a1b2``), and ``:below`` cut URNs at ``/``, ``:above`` did not.
+    R4 search.html#uri: "the :above and :below modifiers only apply to URLs, and not URNs such as OIDs"."""
+    resources = _instantiating(*uris)
+    modifier, value = query.split("=", 1)
+    search: Query = [(f"instantiates-uri:{modifier}", value)]
+    [(found, _)] = engine_search(resources, "Communication", [search])
+    assert found == oracle_search(resources, "Communication", search) == expected
+
+
+# --- regressions: composite parts follow their own type's rules; choice elements in paths ----------
+
+def _related(ident: str, *relations: tuple[str, str]) -> dict:
+    return {"resourceType": "DocumentReference", "id": ident, "status": "current",
+            "content": [{"attachment": {"contentType": "application/pdf"}}],
+            **({"relatesTo": [{"code": c, "target": {"reference": t}} for c, t in relations]} if relations else {})}
+
+
+RELATED = [_related("local", ("replaces", "DocumentReference/doc1"), ("signs", "DocumentReference/doc2")),
+           _related("base", ("replaces", f"{LOCAL_BASE}/DocumentReference/doc1")),
+           _related("foreign", ("replaces", f"{FOREIGN_BASE}/DocumentReference/doc1")),
+           _related("versioned", ("replaces", "DocumentReference/doc1/_history/2")),
+           _related("none")]
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ([("relationship", "doc1$replaces")], {"local", "base", "versioned"}),
+    ([("relationship", "DocumentReference/doc1$|replaces")], {"local", "base", "versioned"}),
+    ([("relationship", f"{LOCAL_BASE}/DocumentReference/doc1$replaces")], {"local", "base", "versioned"}),
+    ([("relationship", f"{FOREIGN_BASE}/DocumentReference/doc1$replaces")], {"foreign"}),
+    ([("relationship", "DocumentReference/doc1/_history/2$replaces")], {"versioned"}),
+    ([("relationship", "DocumentReference/doc1/_history/1$replaces")], set()),
+    ([("relationship", "doc1$signs")], set()),  # each part matches, but in two different relatesTo
+    ([("relationship", "doc1$appends,doc2$signs")], {"local"}),
+    ([("relationship", f"doc1${RELATION_SYSTEM}|replaces")], set()),  # a code has no system
+    ([("relationship:missing", "true")], {"none"}),
+])
+def test_composite_parts_follow_their_types(query: Query, expected: set[str]) -> None:
+    """The reference part of ``relationship`` is a reference search: a document on another server is
+    found by its URL only (its id named a local document, and its URL found nothing), and a version
+    must be the reference's (it was ignored)."""
+    [(found, unsupported)] = engine_search(RELATED, "DocumentReference", [query])
+    assert (found, unsupported) == (expected, [])
+    assert oracle_search(RELATED, "DocumentReference", query) == expected
+
+
+def _consent(ident: str, **source: dict) -> dict:
+    return {"resourceType": "Consent", "id": ident, "status": "active", "patient": {"reference": "Patient/p1"},
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                  "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}], **source}
+
+
+CONSENTS = [_consent("reference", sourceReference={"reference": "DocumentReference/doc1"}),
+            _consent("attachment", sourceAttachment={"url": f"{LOCAL_BASE}/Binary/1"}), _consent("none")]
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ([("source-reference", "DocumentReference/doc1")], {"reference"}),
+    ([("source-reference:missing", "false")], {"reference"}),
+    ([("source-reference:missing", "true")], {"attachment", "none"}),
+])
+def test_a_path_through_a_choice_element(query: Query, expected: set[str]) -> None:
+    """R4 ``source-reference`` is ``Consent.source``, a choice (``sourceReference`` or ``sourceAttachment``):
+    the engine walked the key ``source`` and indexed nothing."""
+    [(found, unsupported)] = engine_search(CONSENTS, "Consent", [query])
+    assert (found, unsupported) == (expected, [])
+    assert oracle_search(CONSENTS, "Consent", query) == expected
+
+
+@pytest.mark.xfail(strict=True, reason="a Reference with an identifier only has no reference index row, so "
+                                       ":missing sees none (its identifier is indexed for :identifier only)")
+def test_a_reference_by_identifier_only_is_not_missing() -> None:
+    patients = [{"resourceType": "Patient", "id": "p", "generalPractitioner": [
+        {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810000000001"}}]}]
+    query: Query = [("general-practitioner:missing", "true")]
+    assert oracle_search(patients, "Patient", query) == set()
+    [(found, _)] = engine_search(patients, "Patient", [query])
+    assert found == set()

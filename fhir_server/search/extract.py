@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from fhir_server.search.registry import SearchParam, indexed_params, params_for
-from fhir_server.search.values import date, number, reference, string, token, uri
+from fhir_server.search.values import composite, date, number, reference, string, token, uri
 from fhir_server.store.query import IndexEntry
 
 
@@ -86,12 +86,7 @@ def references_of(resource: dict, params: tuple[str, ...], local_base: str | Non
 
 def composite_keys(kind: str, value, local_base: str | None) -> list[str]:
     """The keys one component value is found by: each query form it may be written in."""
-    if kind == "token":
-        return [key for t in token.tokens(value) for key in (t.code, f"{t.system or ''}|{t.code}")]
-    if kind == "reference":
-        refs = reference.references(value, local_base=local_base)
-        return [key for r in refs if r.id for key in (r.id, f"{r.type}/{r.id}" if r.type else r.id)]
-    return []
+    return composite.index_keys(kind, value, local_base)
 
 
 def _composite(param: SearchParam, element, local_base: str | None) -> Iterator[IndexEntry]:

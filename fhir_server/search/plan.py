@@ -15,8 +15,7 @@ from fhir_server.search.extract import IDENTIFIER, OF_TYPE
 from fhir_server.search.include import IncludeSpec, parse_includes
 from fhir_server.search.parse import HasOccurrence, Link, parse, unescape
 from fhir_server.search.registry import SearchParam, params_for
-from fhir_server.search.values import date, number, reference, string, token, uri
-from fhir_server.search.values.token import split_unescaped
+from fhir_server.search.values import composite, date, number, reference, string, token, uri
 from fhir_server.store.query import Chain, Clause, Either, Has, IdIn, Match, Negate, SortKey
 
 TOKEN_MODIFIERS = {None, "not", "text", "missing", "above", "below", "of-type"}
@@ -96,20 +95,11 @@ def _uri_cond(value: str, modifier: str | None) -> Cond:
     return Compare("uri", "=", text)
 
 
-def _component_key(kind: str, raw: str, local_base: str | None) -> str:
-    """A query component in the canonical form ``extract.composite_keys`` indexes."""
-    if kind == "token":
-        q = token.parse_token(raw)
-        return q.code if q.any_system else f"{q.system or ''}|{q.code}"
-    q = reference.parse_reference(raw, None, local_base)
-    return f"{q.type}/{q.id}" if q.type else q.id
-
-
 def _composite_cond(param: SearchParam, value: str, local_base: str | None) -> Cond:
-    parts = split_unescaped(value, "$")
+    parts = composite.split_components(value)
     if len(parts) != len(param.components):
         raise FhirError(400, "invalid", f"'{param.code}' takes {len(param.components)} values joined by $")
-    return all_of(*(Compare(f"part{i}", "=", _component_key(kind, raw, local_base))
+    return all_of(*(Compare(f"part{i}", "=", composite.query_key(kind, raw, local_base))
                     for i, ((kind, _), raw) in enumerate(zip(param.components, parts, strict=True))))
 
 
