@@ -806,8 +806,6 @@ def test_a_path_through_a_choice_element(query: Query, expected: set[str]) -> No
     assert oracle_search(CONSENTS, "Consent", query) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="a Reference with an identifier only has no reference index row, so "
-                                       ":missing sees none (its identifier is indexed for :identifier only)")
 def test_a_reference_by_identifier_only_is_not_missing() -> None:
     patients = [{"resourceType": "Patient", "id": "p", "generalPractitioner": [
         {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810000000001"}}]}]

@@ -135,7 +135,9 @@ def _lookup(resource_type: str, name: str) -> SearchParam:
 def _missing(param: SearchParam, values: tuple[str, ...]) -> Clause:
     if values not in (("true",), ("false",)):
         raise FhirError(400, "invalid", f":missing takes true or false, not '{','.join(values)}'")
-    present = Match(param.type, param.code)
+    present: Clause = Match(param.type, param.code)
+    if param.type == "reference":  # a Reference may carry only an identifier: that is not missing
+        present = Either((present, Match("token", IDENTIFIER.format(param.code))))
     return Negate(present) if values == ("true",) else present
 
 
