@@ -109,10 +109,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def http(method: str, url: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-    """One request; an HTTP error status becomes an exception with the server's explanation."""
-    headers = {"Content-Type": FHIR_JSON} if body is not None else {}
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+def http(method: str, url: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request (``headers``: extra ones, e.g. Authorization); an HTTP error status becomes an
+    exception with the server's explanation."""
+    sent = ({"Content-Type": FHIR_JSON} if body is not None else {}) | (headers or {})
+    request = urllib.request.Request(url, data=body, method=method, headers=sent)
     try:
         with _HTTP.open(request, timeout=120) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
@@ -257,9 +259,12 @@ def wrk_version() -> str:
     return (out.stdout or out.stderr).splitlines()[0].split(" Copyright")[0]
 
 
-def run_wrk(url: str, script: str, args: list[str], threads: int, connections: int, duration: int) -> WrkResult:
-    """One bounded wrk run; the numbers come from the WRK_RESULT line of common.lua's done()."""
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "30s",
+def run_wrk(url: str, script: str, args: list[str], threads: int, connections: int, duration: int,
+            headers: dict[str, str] | None = None) -> WrkResult:
+    """One bounded wrk run; the numbers come from the WRK_RESULT line of common.lua's done().
+    ``headers`` are added to every request (wrk's ``-H``), e.g. an Authorization bearer token."""
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "30s", *extra,
            "-s", str(WRK_DIR / script), url, "--", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 90, check=False)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
