@@ -6,7 +6,6 @@ layer removed is time saved on each read. Starlette's Request is still used for 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
@@ -97,7 +96,7 @@ class FhirApp:
             response = render_error(request, FhirError(500, "exception", f"Internal error: {type(error).__name__}"))
         if recorder is not None and recorder.traces:  # answer only once the traces are durable
             try:
-                await asyncio.wrap_future(self.state.audit.submit(recorder))
+                await self.state.audit.record(recorder)
             except Exception:
                 log.exception("access traces not written for %s %s", scope["method"], scope["path"])
                 response = render_error(request, FhirError(503, "transient", "Access traces could not be written"))

@@ -3,18 +3,13 @@ patient's trail, committed before the answer, listable by the patient, unalterab
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from access_world import ThreadServer, World, running_world
 
-from fhir_server.search.extract import index_entries
-from fhir_server.security.access import INTERNAL
-from fhir_server.security.audit import DENIED, Trace, audit_event, event_entries
-from fhir_server.security.policy import Access
-from fhir_server.security.tokens import Principal
+from fhir_server.security.audit import DENIED
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +86,33 @@ def test_patients_see_only_their_own_trail_and_nobody_alters_it(env):
     assert clients["drA"].get("/AuditEvent").json().get("entry") is None  # professionals see no trail
 
 
-@pytest.mark.parametrize("trace,principal", [
-    (Trace("read", "alice", ("DocumentReference/d1",)), Principal("practitioner", "Practitioner/p1", "app", "s", ())),
-    (Trace("search-type", "alice", ("Patient/alice", "List/l")), Principal("patient", "Patient/alice", "a", "s", ())),
-    (Trace("delete", None, ("Binary/b",), DENIED, "refusé"), Principal("system", None, "dpi-hopital", "dpi", ())),
-])
-def test_directly_built_entries_equal_the_search_extraction(trace, principal):
-    access = Access(principal, "centre_15", "appel") if principal.kind != "system" else INTERNAL
-    event = audit_event(access, "10.0.0.1", trace, "2026-11-24T10:00:00.123456Z")
-    assert Counter(event_entries(event, trace)) == Counter(index_entries(event))
+def test_counting_and_reading_the_trail_leave_no_trace(env):
+    _, _, clients = env
+    before = len(_trail(clients["system"], agent="Practitioner/drA"))
+    assert clients["drA"].get("/DocumentReference", params={"_summary": "count"}).json()["total"] > 0
+    clients["drA"].get("/AuditEvent")
+    assert len(_trail(clients["system"], agent="Practitioner/drA")) == before
+    assert clients["system"].get("/AuditEvent", params={"site": "x"}, headers={"Prefer": "handling=strict"}
+                                 ).status_code == 400  # a parameter the trail does not keep
+    newest = _trail(clients["system"], _sort="-date")
+    assert [e["recorded"] for e in newest] == sorted((e["recorded"] for e in newest), reverse=True)
+
+
+
+@pytest.mark.parametrize("order", ["", "-date"])
+def test_the_trail_pages_without_repeats(env, order):
+    _, _, clients = env
+    system = clients["system"]
+    expected = [e["id"] for e in _trail(system, patient="Patient/alice", **({"_sort": order} if order else {}))]
+    seen, url = [], "/AuditEvent"
+    params: dict | None = {"patient": "Patient/alice", "_count": 7, **({"_sort": order} if order else {})}
+    while url:
+        page = system.get(url, params=params).json()
+        seen += [e["resource"]["id"] for e in page.get("entry", [])]
+        url, params = next((link["url"] for link in page["link"] if link["relation"] == "next"), None), None
+    assert seen[:len(expected)] == expected and len(seen) == len(set(seen))
+    second = system.get("/AuditEvent", params={"patient": "Patient/alice", "_count": 7}).json()
+    nxt = next(link["url"] for link in second["link"] if link["relation"] == "next")
+    back = system.get(next(link["url"] for link in system.get(nxt).json()["link"]
+                           if link["relation"] == "previous")).json()
+    assert [e["resource"]["id"] for e in back["entry"]] == [e["resource"]["id"] for e in second["entry"]]

@@ -273,6 +273,9 @@ def test_compartment_search(client):
     r = client.get(f"/Patient/{pat}/DocumentReference")
     assert r.status_code == 200
     assert ids(r.json()) == [mine]
+    counted = client.get(f"/Patient/{pat}/DocumentReference", params={"_summary": "count"}).json()
+    assert counted["total"] == 1  # the compartment's count, not the type's
+    assert client.get(f"/Patient/{pat}/DocumentReference", params={"_total": "accurate"}).json()["total"] == 1
     assert ids(client.get(f"/Patient/{pat}/DocumentReference", params={"status": "superseded"}).json()) == []
     assert ids(client.get(f"/Patient/{pat}/Patient").json()) == [pat]
     assert ids(client.get(f"/Patient/{pat}/Organization").json()) == []

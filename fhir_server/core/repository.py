@@ -18,10 +18,11 @@ from fhir_server.formats import json as fjson
 from fhir_server.search.extract import index_entries
 from fhir_server.search.include import included
 from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
+from fhir_server.security import trail
 from fhir_server.security.access import INTERNAL
 from fhir_server.security.audit import DENIED, AuditRecorder, require_traced
 from fhir_server.security.policy import Access, can_see, require, restrict
-from fhir_server.security.writes import check_write, patients_of
+from fhir_server.security.writes import check_write, patients_of, refuse_server_only
 from fhir_server.store.base import BadPosition, Record, Store, UnitOfWork, VersionConflict
 from fhir_server.store.query import Clause, IdIn
 
@@ -93,6 +94,7 @@ class Writer:
             raise
 
     def _require(self, permission: str, resource_type: str, interaction: str, resource_id: str | None) -> None:
+        refuse_server_only(resource_type)
         require_traced(self._recorder, self._access, permission, resource_type, interaction,
                        f"{resource_type}/{resource_id}" if resource_id else resource_type)
 
@@ -198,6 +200,7 @@ class Writer:
     def delete(self, resource_type: str, resource_id: str, if_match: int | None = None) -> WriteResult:
         check_type(resource_type)
         check_id(resource_id)
+        self._require("d", resource_type, "delete", resource_id)
         current = self._unit.read(resource_type, resource_id)
         self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
         if current is None or current.deleted:
@@ -286,6 +289,8 @@ class Repository:
     def read(self, resource_type: str, resource_id: str) -> Record:
         check_type(resource_type)
         self._require("r", resource_type, "read", resource_id)
+        if resource_type == "AuditEvent":
+            return self._trace_record(resource_id)
         record = self.store.read(resource_type, check_id(resource_id))
         if record is None or not self._visible(record, "read"):
             raise not_found(resource_type, resource_id)
@@ -297,6 +302,8 @@ class Repository:
     def vread(self, resource_type: str, resource_id: str, version: str) -> Record:
         check_type(resource_type)
         self._require("r", resource_type, "vread", resource_id)
+        if resource_type == "AuditEvent" and version == "1":
+            return self._trace_record(resource_id)
         current = self.store.read(resource_type, check_id(resource_id))
         if not version.isdigit() or current is None or not self._visible(current, "vread"):
             raise FhirError(404, "not-found", f"Version '{version}' of {resource_type}/{resource_id} is not known")
@@ -316,6 +323,12 @@ class Repository:
         """
         check_type(resource_type)
         self._require("s", resource_type, "search-type")
+        if resource_type == "AuditEvent":  # the trace log: read, never itself traced
+            try:
+                return SearchResult(*trail.search_trail(self.store, self.access, params, self.local_base,
+                                                        count=count, after=after, before=before))
+            except BadPosition as e:
+                raise FhirError(400, "invalid", str(e)) from None
         plan = plan_search(resource_type, params, self.local_base)
         plan.clauses = restrict(self.access, resource_type, [*plan.clauses, *within])
         try:
@@ -343,11 +356,13 @@ class Repository:
             return None
         return restrict(self.access, resource_type, clauses)
 
-    def count(self, resource_type: str, params: list[tuple[str, str]] = ()) -> int:
+    def count(self, resource_type: str, params: list[tuple[str, str]] = (), within: tuple[Clause, ...] = ()) -> int:
         """How many current resources match a search (all of the type without parameters)."""
         self._require("s", check_type(resource_type), "search-type")
+        if resource_type == "AuditEvent":
+            return trail.count_trail(self.store, self.access, list(params), self.local_base)
         plan = plan_search(resource_type, list(params), self.local_base)
-        return self.store.count(resource_type, restrict(self.access, resource_type, plan.clauses))
+        return self.store.count(resource_type, restrict(self.access, resource_type, [*plan.clauses, *within]))
 
     def history(self, resource_type: str | None, resource_id: str | None, *, since: str | None,
                 before_seq: int | None, count: int) -> list[tuple[int, Record]]:
@@ -366,6 +381,12 @@ class Repository:
             rows = [(seq, record) for seq, record in rows if (record.type, record.id) in visible]
         self._trace(interaction, [record for _, record in rows])
         return rows
+
+    def _trace_record(self, trace_id: str) -> Record:
+        record = trail.read_trace(self.store, self.access, trace_id)
+        if record is None:
+            raise not_found("AuditEvent", trace_id)
+        return record
 
     def _visible_now(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these resources the principal may see, by their current versions."""

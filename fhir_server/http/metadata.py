@@ -24,8 +24,8 @@ def _search_params(resource_type: str) -> list[dict]:
     return [{"name": p.code, "type": p.type, "definition": p.url} for p in sorted(served, key=lambda p: p.code)]
 
 
-#: Read-only types: the server writes them (access traces).
-READ_ONLY = {"AuditEvent": ("read", "vread", "history-instance", "history-type", "search-type")}
+#: Types read from the access-trace log: never written through the API, not versioned.
+READ_ONLY = {"AuditEvent": ("read", "vread", "search-type")}
 SECURITY = {
     "cors": False,
     "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",

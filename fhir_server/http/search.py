@@ -74,7 +74,9 @@ def searchset(repository: Repository, base: str, resource_type: str, params: lis
     """The searchset Bundle for ``params`` (shared by the search URL, compartments and Bundle entries)."""
     given = dict(params)
     paging = {k: given[k] for k in PAGING_PARAMS if k in given}
-    result = repository.search(resource_type, params, count=count + 1,
+    summary, elements = given.get("_summary"), given.get("_elements")
+    counting = summary == "count"  # no page to fetch (nor to trace): only the plan and the count
+    result = repository.search(resource_type, params, count=0 if counting else count + 1,
                                after=decode_position(paging.get("_cursor"), "_cursor"),
                                before=decode_position(paging.get("_before"), "_before"), within=within)
     plan = result.plan
@@ -83,9 +85,8 @@ def searchset(repository: Repository, base: str, resource_type: str, params: lis
     more = len(result.records) > count
     window = slice(1, None) if more and "_before" in paging else slice(0, count)
     records, positions = result.records[window], result.positions[window]
-    summary, elements = given.get("_summary"), given.get("_elements")
-    if summary == "count":
-        return bundle("searchset", [], [], repository.count(resource_type, params))
+    if counting:
+        return bundle("searchset", [], [], repository.count(resource_type, params, within))
     shape = (lambda r: subset(r, summary, elements)) if requested(summary, elements) else embedded
     extra = repository.included(records, plan, include_cap)
     entries = [{"fullUrl": resource_url(base, r), "resource": shape(r), "search": {"mode": mode}}
@@ -96,7 +97,8 @@ def searchset(repository: Repository, base: str, resource_type: str, params: lis
         entries.append(_capped_entry(include_cap))
     criteria = [(k, v) for k, v in params if k not in PAGING_PARAMS]
     links = _links(url or f"{base}/{resource_type}", criteria, positions, more, paging)
-    total = repository.count(resource_type, params) if given.get("_total") in ("accurate", "estimate") else None
+    total = repository.count(resource_type, params, within) if given.get("_total") in ("accurate", "estimate") \
+        else None
     return bundle("searchset", entries, links, total)
 
 

@@ -169,12 +169,11 @@ def _components(definition: dict) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-#: Types searched by fewer parameters than their definitions offer. The server writes an
-#: AuditEvent on every access, so each indexed parameter would cost on every read: these are the
-#: ones traces are listed by (who, whose record, what, when, how it went); the others are reported
-#: as not supported rather than silently matching nothing.
+#: Types searched by fewer parameters than their definitions offer. AuditEvents are read from
+#: the access-trace log (``security/trail.py``), which keeps whose record, who, what, when and how
+#: it went; the other parameters are reported as not supported rather than silently matching nothing.
 SERVED_PARAMS = {"AuditEvent": frozenset({"_id", "_lastUpdated", "action", "agent", "date", "entity", "outcome",
-                                          "patient", "subtype", "type"})}
+                                          "patient", "subtype"})}
 
 
 @cache

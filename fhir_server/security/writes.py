@@ -29,16 +29,19 @@ from fhir_server.store.query import IdIn
 V3_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 #: Top-level elements of their own Patient a patient may change (identity traits come from the INS).
 PATIENT_EDITABLE = frozenset({"extension", "telecom", "contact", "communication", "meta", "text"})
-#: Types no API client writes: the server writes the traces; consents are the patient's alone.
+#: Types no API client writes, whoever it is: the server writes the access traces.
 SERVER_ONLY = frozenset({"AuditEvent"})
+
+
+def refuse_server_only(resource_type: str) -> None:
+    if resource_type in SERVER_ONLY:
+        raise denied(f"{resource_type} resources are written by the server only")
 
 
 def check_write(access: Access, unit: UnitOfWork, local_base: str | None, resource_type: str,
                 new: dict | None, old: dict | None) -> None:
     """Raise 403 unless ``access`` may turn ``old`` into ``new`` (None: create / delete)."""
     require(access, "c" if old is None else "d" if new is None else "u", resource_type)
-    if resource_type in SERVER_ONLY and not access.unrestricted:
-        raise denied(f"{resource_type} resources are written by the server only")
     bodies = [b for b in (old, new) if b is not None]
     patients = {p for body in bodies for p in patients_of(unit, local_base, body)}
     if old is None and resource_type in REFUSED_WHEN_CLOSED:

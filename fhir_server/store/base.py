@@ -2,7 +2,8 @@
 
 The store knows nothing of FHIR rules. It keeps, per (type, id), a current version and an
 append-only history of every version; index entries for current versions only; and offers
-atomic units of work in which a write is a compare-and-set on the expected version.
+atomic units of work in which a write is a compare-and-set on the expected version. Beside
+resources it keeps an append-only log of access traces, written in batches and never changed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from fhir_server.search.conditions import Cond
 from fhir_server.store.query import Clause, IndexEntry, SortKey
 
 
@@ -82,6 +84,17 @@ class Store(Protocol):
         ...
 
     def count(self, type_: str, clauses: list[Clause]) -> int: ...
+
+    def append_traces(self, rows: list[tuple]) -> None:
+        """Append access-trace rows (see ``security/audit.py``), all in one transaction."""
+        ...
+
+    def traces(self, conds: list[Cond], *, limit: int, newest_first: bool = False, after: int | None = None,
+               before: int | None = None) -> list[tuple]:
+        """Trace rows whose columns (``query.TRACE_COLUMNS``) satisfy every condition, keyset-paged by ``seq``."""
+        ...
+
+    def count_traces(self, conds: list[Cond]) -> int: ...
 
     def references_from(self, type_: str, ids: list[str], param: str | None) -> list[tuple[str, str, str]]:
         """(owner id, target type, target id) of the reference entries of ``ids`` (all params if None)."""

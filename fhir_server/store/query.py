@@ -24,6 +24,12 @@ INDEX_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Columns of the access-trace table a trace query may test (``Store.traces``): ``low``/``high``
+#: are the recorded instant and one microsecond later, so date conditions apply unchanged.
+TRACE_COLUMNS: tuple[str, ...] = ("seq", "low", "high", "patient", "agent", "subtype", "action", "outcome",
+                                  "entities")
+
+
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
     """One search-index entry of a current resource: ``values`` follow ``INDEX_COLUMNS[kind]``."""

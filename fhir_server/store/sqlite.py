@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
+
+from fhir_server.search.conditions import Cond
 from fhir_server.store.base import BadPosition, Record, VersionConflict
 from fhir_server.store.query import INDEX_COLUMNS, Clause, IndexEntry, Match, SortKey
 from fhir_server.store.sqlite_query import SqlBuilder, best_driver, key_ordered, text_ordered, text_range
@@ -33,7 +36,17 @@ CREATE TABLE IF NOT EXISTS resource (
     deleted INTEGER NOT NULL,
     PRIMARY KEY (type, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    low TEXT NOT NULL, high TEXT NOT NULL,
+    patient TEXT, agent TEXT NOT NULL, subtype TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL,
+    entities TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_patient ON audit (patient, seq);
+CREATE INDEX IF NOT EXISTS audit_by_agent ON audit (agent, seq);
 """
+#: The access-trace columns written by ``append_traces``, in the order of each row.
+TRACE_ROW = ("low", "high", "patient", "agent", "subtype", "action", "outcome", "entities", "detail")
 
 
 
@@ -220,6 +233,39 @@ class SqliteStore:
     def page(self, type_: str, clauses: list[Clause], *, limit: int, sort: tuple[SortKey, ...] = (),
              after: tuple | None = None, before: tuple | None = None) -> list[tuple[Record, tuple]]:
         return self.page_on(self._reader(), type_, clauses, limit=limit, sort=sort, after=after, before=before)
+
+    # -- access traces --------------------------------------------------------------------
+
+    def append_traces(self, rows: list[tuple]) -> None:
+        """Append trace rows (``TRACE_ROW`` order) in one transaction and one statement: the writer
+        lets other threads run once per batch rather than once per row."""
+        columns = ", ".join(TRACE_ROW)
+        values = ", ".join(f"value->>{i}" for i in range(len(TRACE_ROW)))
+        with self.unit():
+            self._writer.execute(f"INSERT INTO audit ({columns}) SELECT {values} FROM json_each(?)",
+                                 (orjson.dumps(rows).decode(),))
+
+    def traces(self, conds: list[Cond], *, limit: int, newest_first: bool = False, after: int | None = None,
+               before: int | None = None) -> list[tuple]:
+        """Trace rows (``seq`` then ``TRACE_ROW``) satisfying every condition, in ``seq`` order (or the
+        reverse), strictly after (or before) a ``seq`` of an earlier page."""
+        sql = SqlBuilder()
+        where = [sql.cond(c, "a", "trace") for c in conds]
+        flip = before is not None
+        if after is not None or before is not None:
+            forward = (after is not None) != newest_first
+            where.append(f"a.seq {'>' if forward else '<'} ?")
+            sql.args.append(after if after is not None else before)
+        descending = newest_first != flip
+        rows = self._reader().execute(
+            f"SELECT seq, {', '.join(TRACE_ROW)} FROM audit a WHERE {' AND '.join(where) or '1'}"
+            f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT ?", [*sql.args, limit]).fetchall()
+        return rows[::-1] if flip else rows
+
+    def count_traces(self, conds: list[Cond]) -> int:
+        sql = SqlBuilder()
+        where = " AND ".join(sql.cond(c, "a", "trace") for c in conds) or "1"
+        return self._reader().execute(f"SELECT count(*) FROM audit a WHERE {where}", sql.args).fetchone()[0]
 
     def count(self, type_: str, clauses: list[Clause]) -> int:
         sql = SqlBuilder()

@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from fhir_server.search.conditions import All, AnyOf, Compare, Cond, Not
-from fhir_server.store.query import INDEX_COLUMNS, Chain, Clause, Either, Has, IdIn, Match, Negate, SortKey
+from fhir_server.store.query import (
+    INDEX_COLUMNS,
+    TRACE_COLUMNS,
+    Chain,
+    Clause,
+    Either,
+    Has,
+    IdIn,
+    Match,
+    Negate,
+    SortKey,
+)
 
 PAST_EVERY_CHARACTER = "\U0010ffff"  # sorts after any text that continues a prefix
 SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -41,7 +52,7 @@ class SqlBuilder:
 
     def cond(self, cond: Cond, entry: str, kind: str) -> str:
         if isinstance(cond, Compare):
-            if cond.column not in INDEX_COLUMNS[kind]:
+            if cond.column not in (TRACE_COLUMNS if kind == "trace" else INDEX_COLUMNS[kind]):
                 raise ValueError(f"{kind} entries have no column {cond.column}")
             column = f"{entry}.{cond.column}"
             if cond.op == "prefix":  # a range, so the B-tree answers it (LIKE would scan)
