@@ -116,3 +116,11 @@ def test_the_trail_pages_without_repeats(env, order):
     back = system.get(next(link["url"] for link in system.get(nxt).json()["link"]
                            if link["relation"] == "previous")).json()
     assert [e["resource"]["id"] for e in back["entry"]] == [e["resource"]["id"] for e in second["entry"]]
+
+
+def test_a_trace_instant_covers_one_microsecond_across_every_carry():
+    from fhir_server.security.audit import _next_microsecond
+
+    assert _next_microsecond("2026-11-24T10:00:00.123456Z") == "2026-11-24T10:00:00.123457Z"
+    assert _next_microsecond("2026-12-31T23:59:59.999999Z") == "2027-01-01T00:00:00.000000Z"
+    assert _next_microsecond("2024-02-28T23:59:59.999999Z") == "2024-02-29T00:00:00.000000Z"
