@@ -17,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from functools import cache
 
 import orjson
 
 from fhir_server.core.errors import FhirError
-from fhir_server.core.resources import now_instant
+from fhir_server.search.compartment import compartment_params
 from fhir_server.security.policy import DIRECTORY_TYPES, Access, require
 from fhir_server.security.writes import patients_of
 from fhir_server.store.base import Record, Store, UnitOfWork
@@ -32,6 +33,7 @@ from fhir_server.store.base import Record, Store, UnitOfWork
 log = logging.getLogger("mes")
 
 SUCCESS, DENIED = "0", "4"
+READS = frozenset({"read", "vread", "search-type", "history-instance", "history-type", "history-system"})
 ACTIONS = {"create": "C", "read": "R", "vread": "R", "search-type": "E", "history-instance": "R",
            "history-type": "R", "history-system": "R", "update": "U", "patch": "U", "delete": "D"}
 CLIENT = "client:"  # the agent column of a system client: "client:<client id>"
@@ -40,13 +42,15 @@ Reader = Store | UnitOfWork
 
 @dataclass(frozen=True, slots=True)
 class Trace:
-    """One access to one patient's record (``patient`` None: we could not tell whose)."""
+    """One access to one patient's record (``patient`` None: we could not tell whose, or, with
+    ``resource``, the store finds it through that resource's references)."""
 
     interaction: str  # a restful-interaction code: read, search-type, create, delete…
     patient: str | None
     entities: tuple[str, ...]  # "Type/id" of what was read, found or written
     outcome: str = SUCCESS
     detail: str | None = None  # why it was refused
+    resource: tuple[str, str] | None = None  # (type, id) whose compartment references give the patient
 
 
 @dataclass
@@ -59,18 +63,25 @@ class AuditRecorder:
 
     def records(self, interaction: str, records: Iterable[Record], reader: Reader, local_base: str | None,
                 outcome: str = SUCCESS, detail: str | None = None) -> None:
-        """Trace access to ``records``: one trace per patient whose record they belong to.
+        """Trace access to ``records``, in the trail of each patient whose record they belong to.
 
-        Directory data (practitioners, organisations) is nobody's record and leaves no trace; a
-        refusal about something of no known patient is traced without one (system auditors see it).
+        A successful read of a current resource is traced by reference: the store finds its
+        patients from the reference index when it writes the trace, beside the request threads.
+        Writes, refusals and Binaries (whose patient is that of their security context) are
+        resolved here. Directory data is nobody's record and leaves no trace; a refusal about
+        something of no known patient is traced without one (system auditors see it).
         """
         by_patient: dict[str | None, list[str]] = {}
         for record in records:
             if record.type in DIRECTORY_TYPES or record.deleted:
                 continue
+            key = f"{record.type}/{record.id}"
+            if outcome == SUCCESS and interaction in READS and record.type not in ("Binary", "Patient"):
+                self.traces.append(Trace(interaction, None, (key,), outcome, detail, (record.type, record.id)))
+                continue
             patients = patients_of(reader, local_base, orjson.loads(record.body))
             for patient in patients or ({None} if outcome != SUCCESS else ()):
-                by_patient.setdefault(patient, []).append(f"{record.type}/{record.id}")
+                by_patient.setdefault(patient, []).append(key)
         self.add(interaction, by_patient, outcome, detail)
 
     def refused(self, interaction: str, entity: str, detail: str, patients: Iterable[str] = ()) -> None:
@@ -81,25 +92,23 @@ class AuditRecorder:
         for patient, entities in by_patient.items():
             self.traces.append(Trace(interaction, patient, tuple(dict.fromkeys(entities)), outcome, detail))
 
-    def rows(self, recorded: str) -> list[tuple]:
-        """The trace-log rows (``store.sqlite.TRACE_ROW`` order) of these traces."""
+    def rows(self, ns: int) -> list[tuple]:
+        """The trace-log rows (``store.sqlite.TRACE_INPUT`` order) of these traces, at ``ns``."""
         principal = self.access.principal
         agent = principal.reference or f"{CLIENT}{principal.client_id}"
-        high = _next_microsecond(recorded)
         shared = {"purpose": self.access.purpose, "reason": self.access.reason, "address": self.address}
-        return [(recorded, high, t.patient, agent, t.interaction, ACTIONS.get(t.interaction, "E"), t.outcome,
-                 " " + " ".join(t.entities) + " ", orjson.dumps({**shared, "detail": t.detail}).decode())
+        plain = orjson.dumps(shared).decode()
+        return [(ns, t.patient, agent, t.interaction, ACTIONS.get(t.interaction, "E"), t.outcome,
+                 " " + " ".join(t.entities) + " ", plain if t.detail is None
+                 else orjson.dumps({**shared, "detail": t.detail}).decode(),
+                 *(t.resource or (None, None)), _links(t.resource[0]) if t.resource else "[]")
                 for t in self.traces]
 
 
-def _next_microsecond(instant: str) -> str:
-    """``now_instant()`` plus one microsecond (the end of the instant's range for date searches);
-    by string arithmetic, as this runs on every traced request."""
-    micros = int(instant[20:26])
-    if micros < 999_999:
-        return f"{instant[:20]}{micros + 1:06d}Z"
-    moment = datetime.strptime(instant, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(microseconds=1)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+@cache
+def _links(resource_type: str) -> str:
+    """The reference parameters that put a ``resource_type`` in a patient's compartment, as JSON."""
+    return orjson.dumps(compartment_params(resource_type)).decode()
 
 
 class AuditTrail:
@@ -119,7 +128,7 @@ class AuditTrail:
             return
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        rows = recorder.rows(now_instant())
+        rows = recorder.rows(time.time_ns())
         with self._wake:
             if self._closing:
                 raise RuntimeError("the audit trail is closed")

@@ -45,8 +45,22 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_by_patient ON audit (patient, seq);
 CREATE INDEX IF NOT EXISTS audit_by_agent ON audit (agent, seq);
 """
-#: The access-trace columns written by ``append_traces``, in the order of each row.
+#: The access-trace columns, as ``traces`` returns them after ``seq``.
 TRACE_ROW = ("low", "high", "patient", "agent", "subtype", "action", "outcome", "entities", "detail")
+#: What ``append_traces`` takes per row: the instant in nanoseconds since the epoch, the patient
+#: (or null: then the patients that resource ``type``/``id`` references through ``params``), the
+#: other columns, and that resource.
+TRACE_INPUT = ("ns", "patient", "agent", "subtype", "action", "outcome", "entities", "detail", "type", "id", "params")
+_INSTANT = "strftime('%Y-%m-%dT%H:%M:%S', {ns} / 1000000000, 'unixepoch') || printf('.%06dZ', {ns} / 1000 % 1000000)"
+APPEND_TRACES = (
+    f"INSERT INTO audit ({', '.join(TRACE_ROW)})"
+    f" SELECT {_INSTANT.format(ns='t.ns')}, {_INSTANT.format(ns='(t.ns + 1000)')}, coalesce(t.patient, x.target_id),"
+    " t.agent, t.subtype, t.action, t.outcome, t.entities, t.detail"
+    " FROM (SELECT " + ", ".join(f"value->>{i} AS {name}" for i, name in enumerate(TRACE_INPUT)) +
+    " FROM json_each(?)) t"
+    " LEFT JOIN idx_reference x INDEXED BY idx_reference_owner ON t.patient IS NULL AND x.type = t.type"
+    " AND x.id = t.id AND x.target_type = 'Patient' AND x.param IN (SELECT value FROM json_each(t.params))"
+    " ORDER BY t.ns")
 
 
 
@@ -237,13 +251,12 @@ class SqliteStore:
     # -- access traces --------------------------------------------------------------------
 
     def append_traces(self, rows: list[tuple]) -> None:
-        """Append trace rows (``TRACE_ROW`` order) in one transaction and one statement: the writer
-        lets other threads run once per batch rather than once per row."""
-        columns = ", ".join(TRACE_ROW)
-        values = ", ".join(f"value->>{i}" for i in range(len(TRACE_ROW)))
+        """Append trace rows (``TRACE_INPUT`` order) in one transaction and one statement, so the
+        writer lets other threads run once per batch rather than once per row. The instants are
+        formatted, and a row without a patient gets the patients its resource references through
+        the given reference parameters, in SQL: that work runs beside the request threads."""
         with self.unit():
-            self._writer.execute(f"INSERT INTO audit ({columns}) SELECT {values} FROM json_each(?)",
-                                 (orjson.dumps(rows).decode(),))
+            self._writer.execute(APPEND_TRACES, (orjson.dumps(rows).decode(),))
 
     def traces(self, conds: list[Cond], *, limit: int, newest_first: bool = False, after: int | None = None,
                before: int | None = None) -> list[tuple]:
