@@ -119,7 +119,7 @@ class Writer:
         return record
 
     def _visible(self, record: Record) -> bool:
-        return can_see(self._access, record, self._unit.find)
+        return can_see(self._access, record, self._unit.satisfies)
 
     # -- interactions --------------------------------------------------------------------
 
@@ -281,7 +281,7 @@ class Repository:
 
     def _visible(self, record: Record, interaction: str) -> bool:
         """Whether the principal may see ``record``; a refusal is traced in the record's patient's trail."""
-        if can_see(self.access, record, lambda t, clauses, limit: self.store.find(t, clauses, limit=limit)):
+        if can_see(self.access, record, self.store.satisfies):
             return True
         self._trace(interaction, [record], refused=f"{record.type}/{record.id} is hidden from this principal")
         return False

@@ -5,6 +5,8 @@ guardianship ended or a role removed takes effect at once.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from fhir_server.formats import json as fjson
 from fhir_server.french.visibility import LEGAL_REPRESENTATIVE_CODES
 from fhir_server.search.conditions import Compare, all_of
@@ -46,13 +48,19 @@ def _represented(store: Store, related_id: str) -> tuple[str, ...]:
     return (patient_id,)
 
 
+@lru_cache(maxsize=4096)
+def _roles_of(practitioner_id: str) -> tuple[Match, ...]:
+    """The query for a practitioner's roles: the same tuple each time, so the store reuses its SQL."""
+    points = all_of(Compare("target_type", "=", "Practitioner"), Compare("target_id", "=", practitioner_id))
+    return (Match("reference", "practitioner", points),)
+
+
 def _actors(store: Store, resource_type: str, resource_id: str) -> tuple[str, ...]:
     """A professional as themself, their roles and the organisations of those roles."""
     if resource_type == "PractitionerRole":
         roles = [r for r in [store.read("PractitionerRole", resource_id)] if r is not None and not r.deleted]
     else:
-        points = all_of(Compare("target_type", "=", "Practitioner"), Compare("target_id", "=", resource_id))
-        roles = store.find("PractitionerRole", [Match("reference", "practitioner", points)], limit=MAX_ROLES)
+        roles = store.find("PractitionerRole", _roles_of(resource_id), limit=MAX_ROLES)
     actors = [f"{resource_type}/{resource_id}"]
     for record in roles:
         role = fjson.loads(record.body)

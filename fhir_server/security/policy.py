@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from fhir_server.core.errors import FhirError
 from fhir_server.french.visibility import (
@@ -39,6 +40,16 @@ NOTHING: tuple[Clause, ...] = (IdIn(()),)
 
 
 @dataclass(frozen=True)
+class Viewer:
+    """What visibility depends on: a small value, cheap to hash, so the rules are built once per viewer."""
+
+    kind: str
+    patients: tuple[str, ...]
+    actors: tuple[str, ...]
+    unrestricted: bool
+
+
+@dataclass(frozen=True)
 class Access:
     """Who acts in one request (or one message on another door), resolved against the store.
 
@@ -57,6 +68,10 @@ class Access:
     @property
     def kind(self) -> str:
         return self.principal.kind
+
+    @property
+    def viewer(self) -> Viewer:
+        return Viewer(self.principal.kind, self.patients, self.actors, self.unrestricted)
 
 
 def denied(message: str) -> FhirError:
@@ -80,15 +95,20 @@ def require(access: Access, permission: str, resource_type: str) -> None:
 
 def visibility(access: Access, resource_type: str) -> tuple[Clause, ...]:
     """Clauses selecting the resources of ``resource_type`` this principal may see."""
-    if access.unrestricted or access.kind == "system" or resource_type in DIRECTORY_TYPES:
+    return _visibility(access.viewer, resource_type)
+
+
+@lru_cache(maxsize=4096)
+def _visibility(viewer: Viewer, resource_type: str) -> tuple[Clause, ...]:
+    if viewer.unrestricted or viewer.kind == "system" or resource_type in DIRECTORY_TYPES:
         return ()
-    if access.kind in ("patient", "related"):
-        return _own_record(access, resource_type)
-    return _professional(access, resource_type)
+    if viewer.kind in ("patient", "related"):
+        return _own_record(viewer, resource_type)
+    return _professional(viewer, resource_type)
 
 
-def can_see(access: Access, record, find: Callable[[str, list[Clause], int], list]) -> bool:
-    """Whether ``access`` may see ``record`` now, asked through ``find`` (a store's or a unit's).
+def can_see(access: Access, record, satisfies: Callable[[str, str, tuple[Clause, ...]], bool]) -> bool:
+    """Whether ``access`` may see ``record`` now, asked through ``satisfies`` (a store's or a unit's).
 
     A deleted resource has no index entries left to judge by: only unrestricted or system
     principals learn that it existed (410); the others get 404.
@@ -96,7 +116,7 @@ def can_see(access: Access, record, find: Callable[[str, list[Clause], int], lis
     clauses = visibility(access, record.type)
     if not clauses:
         return True
-    return not record.deleted and bool(find(record.type, [IdIn((record.id,)), *clauses], 1))
+    return not record.deleted and satisfies(record.type, record.id, clauses)
 
 
 def restrict(access: Access, resource_type: str, clauses: list[Clause]) -> list[Clause]:
@@ -118,38 +138,38 @@ def _nested(access: Access, clause: Clause) -> Clause:
     return clause
 
 
-def _own_record(access: Access, resource_type: str) -> tuple[Clause, ...]:
+def _own_record(viewer: Viewer, resource_type: str) -> tuple[Clause, ...]:
     """A patient's compartment (a representative's: the children's), minus what is hidden from them."""
-    hidden = {INVISIBLE_PATIENT} | ({INVISIBLE_REPRESENTANTS_LEGAUX} if access.kind == "related" else set())
+    hidden = {INVISIBLE_PATIENT} | ({INVISIBLE_REPRESENTANTS_LEGAUX} if viewer.kind == "related" else set())
     if resource_type == "Binary":
-        return (_binary_of(access),)
-    inside = compartment_clause("Patient", access.patients, resource_type)
+        return (_binary_of(viewer),)
+    inside = compartment_clause("Patient", viewer.patients, resource_type)
     return inside, Negate(labelled(resource_type, hidden))
 
 
-def _professional(access: Access, resource_type: str) -> tuple[Clause, ...]:
+def _professional(viewer: Viewer, resource_type: str) -> tuple[Clause, ...]:
     """DMP data of open spaces that have not blocked them (masked documents: their own only);
     messages and appointments they take part in."""
     if resource_type in PARTICIPANT_PARAMS:
-        return (_refers_to(PARTICIPANT_PARAMS[resource_type], access.actors),)
+        return (_refers_to(PARTICIPANT_PARAMS[resource_type], viewer.actors),)
     if resource_type == "Binary":
-        return (_binary_of(access),)
+        return (_binary_of(viewer),)
     if resource_type not in DMP_TYPES:
         return NOTHING  # Consent and AuditEvent are the patient's own business
-    reachable = reachable_patient(access)
+    reachable = reachable_patient(viewer)
     if resource_type == "Patient":
         return reachable
     via = [Chain(p, "Patient", reachable) for p in compartment_params(resource_type)]
     clauses: list[Clause] = [via[0] if len(via) == 1 else Either(tuple(via))]
     masked = labelled(resource_type, {MASQUE_PS})
-    author = _refers_to(("author",), access.actors) if "author" in params_for(resource_type) else None
+    author = _refers_to(("author",), viewer.actors) if "author" in params_for(resource_type) else None
     clauses.append(Either((Negate(masked), author)) if author else Negate(masked))
     return tuple(clauses)
 
 
-def reachable_patient(access: Access) -> tuple[Clause, ...]:
+def reachable_patient(viewer: Viewer) -> tuple[Clause, ...]:
     """On a Patient: the space is open and has no active block naming one of the professional's actors."""
-    return (Negate(Match("date", "space-closed")), Negate(Has("Consent", "patient", blocks(access.actors))))
+    return (Negate(Match("date", "space-closed")), Negate(Has("Consent", "patient", blocks(viewer.actors))))
 
 
 def blocks(actors: tuple[str, ...]) -> tuple[Clause, ...]:
@@ -159,12 +179,12 @@ def blocks(actors: tuple[str, ...]) -> tuple[Clause, ...]:
             _refers_to(("actor",), actors))
 
 
-def _binary_of(access: Access) -> Clause:
+def _binary_of(viewer: Viewer) -> Clause:
     """A Binary is visible with what its ``securityContext`` points to: a visible document or message,
     or (for the patient) the patient themself. Without a security context: system clients only."""
-    via = [Chain("securitycontext", t, visibility(access, t)) for t in ("DocumentReference", "Communication")]
-    if access.kind in ("patient", "related"):
-        via.append(_refers_to(("securitycontext",), tuple(f"Patient/{p}" for p in access.patients)))
+    via = [Chain("securitycontext", t, _visibility(viewer, t)) for t in ("DocumentReference", "Communication")]
+    if viewer.kind in ("patient", "related"):
+        via.append(_refers_to(("securitycontext",), tuple(f"Patient/{p}" for p in viewer.patients)))
     return Either(tuple(via))
 
 

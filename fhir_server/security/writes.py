@@ -103,7 +103,7 @@ def _professional(access: Access, unit: UnitOfWork, local_base: str | None, reso
     if resource_type == "Patient" and old is None:
         patients = set()  # registering a new patient: there is no space or block yet to answer to
     for patient_id in sorted(patients):
-        if not unit.find("Patient", [IdIn((patient_id,)), *reachable_patient(access)], limit=1):
+        if not unit.find("Patient", [IdIn((patient_id,)), *reachable_patient(access.viewer)], limit=1):
             raise denied(f"Patient/{patient_id}'s space is closed or has blocked this professional")
     if resource_type in PARTICIPANT_PARAMS:
         params = PARTICIPANT_PARAMS[resource_type]

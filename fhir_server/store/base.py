@@ -8,6 +8,7 @@ resources it keeps an append-only log of access traces, written in batches and n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -48,6 +49,10 @@ class UnitOfWork(Protocol):
 
     def find(self, type_: str, clauses: list[Clause], limit: int) -> list[str]: ...
 
+    def satisfies(self, type_: str, id_: str, clauses: Sequence[Clause]) -> bool:
+        """Whether the current, live resource (type, id) satisfies every clause."""
+        ...
+
     def put(self, type_: str, id_: str, version: int, body: bytes, *, last_updated: str, method: str,
             entries: list[IndexEntry]) -> Record:
         """Write ``version``, which must be the current version + 1 (1 for a new resource)."""
@@ -81,6 +86,10 @@ class Store(Protocol):
         (keyset paging): resources present throughout are never skipped or repeated, whatever is
         written between two pages. A position the search cannot continue from raises BadPosition.
         """
+        ...
+
+    def satisfies(self, type_: str, id_: str, clauses: Sequence[Clause]) -> bool:
+        """Whether the current, live resource (type, id) satisfies every clause (a visibility check)."""
         ...
 
     def count(self, type_: str, clauses: list[Clause]) -> int: ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +21,15 @@ import orjson
 from fhir_server.search.conditions import Cond
 from fhir_server.store.base import BadPosition, Record, VersionConflict
 from fhir_server.store.query import INDEX_COLUMNS, Clause, IndexEntry, Match, SortKey
-from fhir_server.store.sqlite_query import SqlBuilder, best_driver, key_ordered, text_ordered, text_range
+from fhir_server.store.sqlite_query import (
+    SqlBuilder,
+    best_driver,
+    compiled_probes,
+    key_ordered,
+    known_order,
+    text_ordered,
+    text_range,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -132,6 +140,9 @@ class SqliteUnit:
     def find(self, type_: str, clauses: list[Clause], limit: int) -> list[str]:
         return [r.id for r in SqliteStore.find_on(self._conn, type_, clauses, limit=limit)]
 
+    def satisfies(self, type_: str, id_: str, clauses: Sequence[Clause]) -> bool:
+        return SqliteStore.satisfies_on(self._conn, type_, id_, clauses)
+
     def _append(self, type_: str, id_: str, version: int, last_updated: str, deleted: bool, method: str,
                 body: bytes) -> Record:
         row = self._conn.execute("SELECT version FROM resource WHERE type = ? AND id = ?", (type_, id_)).fetchone()
@@ -213,9 +224,10 @@ class SqliteStore:
         driver = best_driver(clauses)
         if not sort and text_range(driver):
             query = text_ordered(type_, driver, clauses, RECORD_COLUMNS)
+        elif not sort and _common_text(conn, type_, driver):
+            query = key_ordered(type_, clauses, sort, RECORD_COLUMNS, {id(driver)})
         else:
-            demoted = {id(driver)} if not sort and _common_text(conn, type_, driver) else set()
-            query = key_ordered(type_, clauses, sort, RECORD_COLUMNS, demoted)
+            query = known_order(type_, clauses, sort, RECORD_COLUMNS)
         position = before if before is not None else after
         outer, outer_args = "1", []
         if position is not None:
@@ -226,6 +238,15 @@ class SqliteStore:
                             " LIMIT ?", [*query.args, *outer_args, limit]).fetchall()
         page = [(_record(row[:7]), tuple(row[8:]) + (row[7],)) for row in rows]
         return page[::-1] if before is not None else page
+
+    @staticmethod
+    def satisfies_on(conn: sqlite3.Connection, type_: str, id_: str, clauses: Sequence[Clause]) -> bool:
+        where, args = compiled_probes(clauses if isinstance(clauses, tuple) else tuple(clauses))
+        return conn.execute(f"SELECT 1 FROM resource r WHERE r.type = ? AND r.id = ? AND r.deleted = 0 AND {where}",
+                            (type_, id_, *args)).fetchone() is not None
+
+    def satisfies(self, type_: str, id_: str, clauses: Sequence[Clause]) -> bool:
+        return self.satisfies_on(self._reader(), type_, id_, clauses)
 
     @staticmethod
     def find_on(conn: sqlite3.Connection, type_: str, clauses: list[Clause], *, limit: int,

@@ -183,6 +183,25 @@ class SqlBuilder:
                 f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?)")
 
 
+_PROBES: dict[int, tuple[tuple[Clause, ...], str, tuple]] = {}
+
+
+def compiled_probes(clauses: tuple[Clause, ...], resource: str = "r") -> tuple[str, tuple]:
+    """SQL testing one known resource row against every clause (all probes), and its arguments.
+
+    Remembered by the identity of the ``clauses`` tuple (kept alive with its entry): the access
+    policy hands the same tuple for one principal and type, and building the SQL text, or even
+    hashing a deep clause tree, costs more than running the query.
+    """
+    known = _PROBES.get(id(clauses))
+    if known is None or known[0] is not clauses:
+        if len(_PROBES) >= 4096:
+            _PROBES.clear()
+        sql = SqlBuilder()
+        known = _PROBES[id(clauses)] = (clauses, sql.probes(clauses, resource), tuple(sql.args))
+    return known[1], known[2]
+
+
 #: Which clauses may drive a search from an index seek, best first (None: probe only).
 SEEK_RANK = {"token": 1, "reference": 1, "uri": 1, "composite": 1, "string": 3}
 
@@ -212,8 +231,8 @@ class Ordered:
     """
 
     sql: str
-    args: list
-    directions: list[bool]
+    args: tuple
+    directions: tuple[bool, ...]
     bounded: bool = False
 
     def order(self, backwards: bool) -> str:
@@ -239,7 +258,24 @@ def key_ordered(type_: str, clauses, sort: tuple[SortKey, ...], record_columns: 
     where = sql.clauses(clauses, "r")
     return Ordered(f"SELECT {record_columns}, r.id AS kid{keys} FROM resource r JOIN history h ON h.seq = r.seq"
                    f" WHERE r.type = ? AND r.deleted = 0 AND {where}",
-                   [*sort_args, type_, *sql.args], [k.descending for k in sort])
+                   (*sort_args, type_, *sql.args), tuple(k.descending for k in sort))
+
+
+_ORDERS: dict[tuple, tuple[tuple[Clause, ...], Ordered]] = {}
+
+
+def known_order(type_: str, clauses, sort: tuple[SortKey, ...], record_columns: str) -> Ordered:
+    """``key_ordered`` without demotion, remembered for a ``clauses`` tuple asked again (by identity,
+    kept alive with its entry): the access policy's lookups repeat the same shape on every request."""
+    if not isinstance(clauses, tuple):
+        return key_ordered(type_, clauses, sort, record_columns, set())
+    key = (id(clauses), type_, sort, record_columns)
+    known = _ORDERS.get(key)
+    if known is None or known[0] is not clauses:
+        if len(_ORDERS) >= 4096:
+            _ORDERS.clear()
+        known = _ORDERS[key] = (clauses, key_ordered(type_, clauses, sort, record_columns, set()))
+    return known[1]
 
 
 def text_range(driver: Clause | None) -> bool:
@@ -272,7 +308,7 @@ def text_ordered(type_: str, driver: Match, clauses, record_columns: str) -> Ord
         f" WHERE y.type = x.type AND y.id = x.id AND y.param = x.param AND {earlier}"
         " AND (y.norm < x.norm OR (y.norm = x.norm AND (y.raw < x.raw OR (y.raw = x.raw AND y.rowid < x.rowid)))))"
         f" AND {probes}",
-        sql.args, [False, False], bounded=True)
+        tuple(sql.args), (False, False), bounded=True)
 
 
 def keyset(positions: list[str], directions: list[bool], position: tuple, backwards: bool) -> tuple[str, list]:
