@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -112,60 +111,49 @@ def _links(resource_type: str) -> str:
 
 
 class AuditTrail:
-    """The writer thread: pending traces are appended together, then their requests may answer."""
+    """Group commit on the event loop: the traces of every request served in one turn of the loop
+    are appended together at the start of the next turn, then those requests may answer.
+
+    No thread hand-off: the commit is short (one statement) and a thread would cost more in
+    wake-ups and GIL hand-overs than the commit itself (docs/benchmarks.md).
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._pending: list[tuple[list[tuple], asyncio.AbstractEventLoop, asyncio.Future]] = []
-        self._wake = threading.Condition()
+        self._rows: list[tuple] = []
+        self._waiting: list[asyncio.Future] = []
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name="audit-trail", daemon=True)
-        self._thread.start()
 
     async def record(self, recorder: AuditRecorder) -> None:
         """Queue a request's traces and wait until they are committed (raises if they could not be)."""
         if not recorder.traces:
             return
+        if self._closing:
+            raise RuntimeError("the audit trail is closed")
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        rows = recorder.rows(time.time_ns())
-        with self._wake:
-            if self._closing:
-                raise RuntimeError("the audit trail is closed")
-            self._pending.append((rows, loop, done))
-            self._wake.notify()
+        if not self._waiting:
+            loop.call_soon(self._flush)
+        self._rows += recorder.rows(time.time_ns())
+        self._waiting.append(done)
         await done
 
     def close(self) -> None:
-        """Commit what is pending, then stop."""
-        with self._wake:
-            self._closing = True
-            self._wake.notify()
-        self._thread.join(timeout=30)
+        """Commit what is pending, then refuse more."""
+        self._closing = True
+        self._flush()
 
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._pending and not self._closing:
-                    self._wake.wait()
-                if not self._pending:
-                    return
-                batch, self._pending = self._pending, []
-            error = self._commit(batch)
-            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
-            for _, loop, done in batch:
-                by_loop.setdefault(loop, []).append(done)
-            for loop, futures in by_loop.items():  # one wake-up per event loop and batch
-                loop.call_soon_threadsafe(_settle, futures, error)
-
-    def _commit(self, batch: list[tuple[list[tuple], asyncio.AbstractEventLoop, asyncio.Future]]
-                ) -> Exception | None:
+    def _flush(self) -> None:
+        rows, waiting, self._rows, self._waiting = self._rows, self._waiting, [], []
+        if not rows:
+            return
         try:
-            self._store.append_traces([row for rows, _, _ in batch for row in rows])
+            self._store.append_traces(rows)
         except Exception as error:  # the requests waiting on these traces must fail, not hang
             log.exception("could not write access traces")
-            return error
-        return None
+            _settle(waiting, error)
+            return
+        _settle(waiting, None)
 
 
 def _settle(futures: list[asyncio.Future], error: Exception | None) -> None:
