@@ -96,7 +96,8 @@ class AuditRecorder:
         principal = self.access.principal
         agent = principal.reference or f"{CLIENT}{principal.client_id}"
         shared = {"purpose": self.access.purpose, "reason": self.access.reason, "address": self.address}
-        plain = orjson.dumps(shared).decode()
+        key = ("trace-detail", self.address)
+        plain = self.access.memo.get(key) or self.access.memo.setdefault(key, orjson.dumps(shared).decode())
         return [(ns, t.patient, agent, t.interaction, ACTIONS.get(t.interaction, "E"), t.outcome,
                  " " + " ".join(t.entities) + " ", plain if t.detail is None
                  else orjson.dumps({**shared, "detail": t.detail}).decode(),

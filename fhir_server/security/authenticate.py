@@ -2,8 +2,9 @@
 
 Verifying a signature costs 50-80 µs, more than serving a read, so a verified token is
 remembered until it expires (bounded; keyed by the whole token, so a changed byte is a new
-token). The store lookups that turn a principal into an Access (represented patients, a
-professional's roles) are made on every request: a guardianship ended takes effect at once.
+token), and so is the Access of a patient or system client. The store lookups that turn a
+representative or a professional into an Access are made on every request: a guardianship or a
+role ended takes effect at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from fhir_server.store.base import Store
 
 log = logging.getLogger("mes")
 CACHE_SIZE = 10_000
+#: Principals whose Access needs no store lookup (a patient's compartment is their own id; a system
+#: client's rights are its scopes): their Access is reused until the token expires. Representatives
+#: and professionals are resolved on every request, so a guardianship or a role ended counts at once.
+SELF_CONTAINED = frozenset({"patient", "system"})
 REALM = 'Bearer realm="mes"'
 
 
@@ -62,6 +67,7 @@ class Authenticator:
         self.enabled = settings.auth == "on"
         self._verifier = _verifier(settings) if self.enabled else None
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self._accesses: dict[tuple, tuple[Access, float]] = {}
 
     def access(self, store: Store, authorization: str | None, mode: str | None, reason: str | None) -> Access:
         """The Access of a request, from its ``Authorization``, ``X-Access-Mode`` and ``X-Access-Reason``."""
@@ -72,23 +78,34 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("The Authorization header must be 'Bearer <token>'", error="invalid_request")
-        principal = self._principal(token.strip())
-        if mode is not None and mode not in PURPOSES:
-            raise FhirError(400, "invalid", f"X-Access-Mode must be one of {', '.join(sorted(PURPOSES))}")
-        return resolve_access(store, principal, mode, unquote(reason) if reason else None)
-
-    def _principal(self, token: str) -> Principal:
-        known = self._cache.get(token)
+        key = (token, mode, reason)
+        known = self._accesses.get(key)
         if known is not None and known[1] > time.time():
             return known[0]
+        principal, expires = self._principal(token.strip())
+        if mode is not None and mode not in PURPOSES:
+            raise FhirError(400, "invalid", f"X-Access-Mode must be one of {', '.join(sorted(PURPOSES))}")
+        access = resolve_access(store, principal, mode, unquote(reason) if reason else None)
+        if principal.kind in SELF_CONTAINED:
+            _remember(self._accesses, key, (access, expires))
+        return access
+
+    def _principal(self, token: str) -> tuple[Principal, float]:
+        known = self._cache.get(token)
+        if known is not None and known[1] > time.time():
+            return known
         try:
-            principal, expires = self._verifier.verify_with_expiry(token)
+            verified = self._verifier.verify_with_expiry(token)
         except TokenError as error:
             raise unauthorized(str(error)) from None
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.clear()
-        self._cache[token] = (principal, expires)
-        return principal
+        _remember(self._cache, token, verified)
+        return verified
+
+
+def _remember(cache: dict, key, value) -> None:
+    if len(cache) >= CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
 
 
 def _verifier(settings: Settings) -> TokenVerifier:

@@ -64,6 +64,9 @@ class Access:
     patients: tuple[str, ...] = ()
     actors: tuple[str, ...] = field(default=())
     unrestricted: bool = False  # internal work and `MES_AUTH=off`: no scope or visibility rule applies
+    #: Decisions and values derived from this Access, kept while it is reused (an Access lives as
+    #: long as its token for principals whose rights need no store lookup).
+    memo: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def kind(self) -> str:
@@ -84,11 +87,20 @@ def require(access: Access, permission: str, resource_type: str) -> None:
     """403 unless a scope of a context this principal may use grants ``permission`` on the type."""
     if access.unrestricted:
         return
+    key = ("require", permission, resource_type)
+    refusal = access.memo[key] if key in access.memo else access.memo.setdefault(
+        key, _refusal(access, permission, resource_type))
+    if refusal is not None:
+        raise denied(refusal)
+
+
+def _refusal(access: Access, permission: str, resource_type: str) -> str | None:
     if access.purpose in ACCESS_MODES_WITH_REASON and not access.reason:
-        raise denied(f"Access mode {access.purpose} needs a stated reason (X-Access-Reason header or token claim)")
+        return f"Access mode {access.purpose} needs a stated reason (X-Access-Reason header or token claim)"
     scopes: tuple[Scope, ...] = access.principal.scopes
     if not any(allows(scopes, context, resource_type, permission) for context in CONTEXTS[access.kind]):
-        raise denied(f"The token's scopes do not allow '{permission}' on {resource_type}")
+        return f"The token's scopes do not allow '{permission}' on {resource_type}"
+    return None
 
 
 # -- visibility --------------------------------------------------------------------------------
