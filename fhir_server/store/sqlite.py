@@ -109,6 +109,11 @@ def _index_schema() -> str:
 
 
 CACHE_KIB = 256 * 1024  # page cache per connection (SQLite's default is 2 MiB)
+#: The WAL is copied back into the database by a background thread (``_Checkpointer``) every
+#: CHECKPOINT_EVERY_S, so no request pays for it; a committing connection checkpoints itself only
+#: if the WAL still grows past this many pages (the thread could not keep up).
+CHECKPOINT_EVERY_S = 0.5
+SAFETY_CHECKPOINT_PAGES = 50_000
 
 RECORD_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.body, h.method"
 
@@ -124,7 +129,7 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # keep index pages in memory as the DMP grows
     conn.execute("PRAGMA temp_store=MEMORY")
-    conn.execute("PRAGMA wal_autocheckpoint=20000")
+    conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_CHECKPOINT_PAGES}")
     return conn
 
 
@@ -189,6 +194,7 @@ class SqliteStore:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._checkpointer = _Checkpointer(path, synchronous)
 
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -337,6 +343,30 @@ class SqliteStore:
         return [(row[0], _record(row[1:])) for row in rows]
 
     def close(self) -> None:
+        self._checkpointer.stop()
         for conn in [*self._readers, self._writer]:
             conn.close()
         self._readers.clear()
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database file in the background (``PASSIVE``: never waits for
+    readers or blocks the writer), so a commit never stalls on a large checkpoint."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self._conn = _connect(path, synchronous)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(CHECKPOINT_EVERY_S):
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:  # busy or closing: the next round tries again
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._conn.close()
