@@ -3,13 +3,14 @@ patient's data, which the patient can list (``AuditEvent?patient=…``) and nobo
 
 Shaped after IHE BALP / the ANS TDE AuditEvent profile: a RESTful-operation event with its
 interaction as subtype, who acted (and from where, in which DMP access mode, for which stated
-reason), whose record it touched, what, and how it went. One event per patient per request.
+reason), whose record it touched, what, and how it went. One event per resource read or found,
+one per patient for writes and refusals.
 
 Traces are written on every read, so they must cost little: each is one compact row of the
 store's append-only trace log (who, whose, what, when, how), not an indexed resource; the
-AuditEvent is built from the row when someone reads it (``security/trail.py``). Requests hand
-their traces to one writer thread, which appends everything pending in one statement and one
-transaction (group commit); a request answers only once its traces are committed.
+AuditEvent is built from the row when someone reads it (``security/trail.py``). The traces of a
+turn of the event loop are appended in one statement and one transaction (group commit); a
+request answers only once its traces are committed.
 """
 
 from __future__ import annotations
