@@ -251,3 +251,21 @@ def test_capability_statement_declares_smart_security_and_read_only_traces(env):
     assert rest["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
     audit = next(r for r in rest["resource"] if r["type"] == "AuditEvent")
     assert {i["code"] for i in audit["interaction"]} == {"read", "vread", "search-type"}
+
+
+def test_an_ended_guardianship_or_role_counts_at_once(env):
+    server, world, clients = env
+    rita, system = clients["rita"], server.client("dpi", "system/*.cruds")
+    assert rita.get("/Patient/dan").status_code == 200
+    ended = {**world.items["RelatedPerson/rita"].resource, "active": False}
+    assert system.put("/RelatedPerson/rita", json=ended).status_code == 200
+    assert rita.get("/Patient/dan").status_code == 404
+    assert system.put("/RelatedPerson/rita", json=world.items["RelatedPerson/rita"].resource).status_code == 200
+    assert rita.get("/Patient/dan").status_code == 200
+    drb = clients["drB"]
+    assert drb.get("/Communication/msg-alice").status_code == 200  # as a member of org-a, its sender
+    assert system.delete("/PractitionerRole/role-b").status_code == 204
+    assert drb.get("/Communication/msg-alice").status_code == 404
+    role = world.items["PractitionerRole/role-b"].resource
+    assert system.put("/PractitionerRole/role-b", json=role).status_code in (200, 201)
+    assert drb.get("/Communication/msg-alice").status_code == 200

@@ -19,7 +19,7 @@ from fhir_server.search.extract import index_entries
 from fhir_server.search.include import included
 from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
 from fhir_server.security import trail
-from fhir_server.security.access import INTERNAL
+from fhir_server.security.access import INTERNAL, ROLE_TYPES, roles_changed
 from fhir_server.security.audit import DENIED, AuditRecorder, require_traced
 from fhir_server.security.policy import Access, can_see, require, restrict
 from fhir_server.security.writes import check_write, patients_of, refuse_server_only
@@ -267,6 +267,8 @@ class Repository:
         with self.store.unit() as unit:
             writer = Writer(unit, self.local_base, self.access, self.recorder)
             yield writer
+        if any(record.type in ROLE_TYPES for _, record in writer.written):
+            roles_changed()
         for interaction, record in writer.written:
             self._trace(interaction, [record])
 

@@ -15,6 +15,22 @@ from fhir_server.security.tokens import Principal
 from fhir_server.store.base import Store
 from fhir_server.store.query import Match
 
+#: Resource types a representative's or a professional's Access is derived from: writing one
+#: (``roles_changed``) invalidates every remembered Access of this process at once.
+ROLE_TYPES = frozenset({"RelatedPerson", "PractitionerRole"})
+_generation = 0
+
+
+def roles_changed() -> None:
+    global _generation
+    _generation += 1
+
+
+def generation() -> int:
+    """Bumped whenever a RelatedPerson or PractitionerRole is written in this process."""
+    return _generation
+
+
 #: The principal of internal work (start-up data, benchmarks) and of a server run with auth off.
 INTERNAL = Access(Principal("system", None, "mes", "mes", ()), unrestricted=True)
 MAX_ROLES = 50

@@ -2,9 +2,9 @@
 
 Verifying a signature costs 50-80 µs, more than serving a read, so a verified token is
 remembered until it expires (bounded; keyed by the whole token, so a changed byte is a new
-token), and so is the Access of a patient or system client. The store lookups that turn a
-representative or a professional into an Access are made on every request: a guardianship or a
-role ended takes effect at once.
+token), and so is the Access of a patient or system client. The Access of a representative or a
+professional (store lookups: whom they represent, their roles) is remembered briefly, and
+forgotten as soon as this process writes a RelatedPerson or PractitionerRole.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError
-from fhir_server.security.access import INTERNAL, resolve_access
+from fhir_server.security.access import INTERNAL, generation, resolve_access
 from fhir_server.security.devkeys import dev_private_key
 from fhir_server.security.policy import Access
 from fhir_server.security.tokens import PURPOSES, Principal, TokenError, TokenVerifier, load_keys
@@ -27,9 +27,12 @@ from fhir_server.store.base import Store
 log = logging.getLogger("mes")
 CACHE_SIZE = 10_000
 #: Principals whose Access needs no store lookup (a patient's compartment is their own id; a system
-#: client's rights are its scopes): their Access is reused until the token expires. Representatives
-#: and professionals are resolved on every request, so a guardianship or a role ended counts at once.
+#: client's rights are its scopes): their Access is reused until the token expires.
 SELF_CONTAINED = frozenset({"patient", "system"})
+#: A representative's or professional's Access (whom they represent, their roles) is reused for at
+#: most this long, and not at all once this process writes a RelatedPerson or PractitionerRole:
+#: within the process a change counts at once; another process on the same data within seconds.
+RESOLVED_TTL_S = 2.0
 REALM = 'Bearer realm="mes"'
 
 
@@ -67,7 +70,7 @@ class Authenticator:
         self.enabled = settings.auth == "on"
         self._verifier = _verifier(settings) if self.enabled else None
         self._cache: dict[str, tuple[Principal, float]] = {}
-        self._accesses: dict[tuple, tuple[Access, float]] = {}
+        self._accesses: dict[tuple, tuple[Access, float, int]] = {}
 
     def access(self, store: Store, authorization: str | None, mode: str | None, reason: str | None) -> Access:
         """The Access of a request, from its ``Authorization``, ``X-Access-Mode`` and ``X-Access-Reason``."""
@@ -80,14 +83,17 @@ class Authenticator:
             raise unauthorized("The Authorization header must be 'Bearer <token>'", error="invalid_request")
         key = (token, mode, reason)
         known = self._accesses.get(key)
-        if known is not None and known[1] > time.time():
+        now = time.time()
+        if known is not None and known[1] > now and known[2] == generation():
             return known[0]
         principal, expires = self._principal(token.strip())
         if mode is not None and mode not in PURPOSES:
             raise FhirError(400, "invalid", f"X-Access-Mode must be one of {', '.join(sorted(PURPOSES))}")
+        current = generation()
         access = resolve_access(store, principal, mode, unquote(reason) if reason else None)
-        if principal.kind in SELF_CONTAINED:
-            _remember(self._accesses, key, (access, expires))
+        if principal.kind not in SELF_CONTAINED:
+            expires = min(expires, now + RESOLVED_TTL_S)
+        _remember(self._accesses, key, (access, expires, current))
         return access
 
     def _principal(self, token: str) -> tuple[Principal, float]:
