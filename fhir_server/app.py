@@ -24,6 +24,7 @@ from fhir_server.search.registry import warm_up
 from fhir_server.security.audit import AuditRecorder, AuditTrail
 from fhir_server.security.authenticate import Authenticator, check_settings
 from fhir_server.store import open_store
+from fhir_server.store.base import QueryTooComplex
 
 log = logging.getLogger("mes")
 Message = dict[str, Any]
@@ -91,6 +92,8 @@ class FhirApp:
             response = await handler(request)
         except FhirError as error:
             response = render_error(request, error)
+        except QueryTooComplex as error:
+            response = render_error(request, FhirError(400, "too-costly", str(error)))
         except Exception as error:  # a bug: answer with an OperationOutcome, keep serving
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             response = render_error(request, FhirError(500, "exception", f"Internal error: {type(error).__name__}"))

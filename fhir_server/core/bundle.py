@@ -64,6 +64,11 @@ def _entry(index: int, raw: dict, base: str) -> Entry:
     request = raw.get("request") if isinstance(raw, dict) else None
     if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
         raise _fail(index, "Each entry needs request.method and request.url")
+    for name in ("method", "url", "ifNoneExist", "ifMatch"):
+        if name in request and not isinstance(request[name], str):
+            raise _fail(index, f"request.{name} must be a string")
+    if "fullUrl" in raw and not isinstance(raw["fullUrl"], str):
+        raise _fail(index, "fullUrl must be a string")
     method = request["method"]
     if method not in ORDER:
         raise _fail(index, f"request.method '{method}' is not supported")

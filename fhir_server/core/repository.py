@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from fhir_server.core import patch as patching
 from fhir_server.core.errors import FhirError, not_found
-from fhir_server.core.resources import check_id, check_type, new_id, now_instant, with_meta
+from fhir_server.core.resources import check_id, check_type, counting_number, new_id, now_instant, with_meta
 from fhir_server.core.validation import validate_resource
 from fhir_server.formats import json as fjson
 from fhir_server.search.extract import index_entries
@@ -62,15 +62,16 @@ class Writer:
         self._access = access
         self._recorder = recorder
         self._now = now_instant()
-        self.written: list[tuple[str, Record]] = []  # (interaction, record): traced once the unit commits
+        #: (interaction, record, patients touched): traced once the unit commits
+        self.written: list[tuple[str, Record, set[str]]] = []
 
     # -- helpers -------------------------------------------------------------------------
 
     def _store(self, resource: dict, resource_id: str, previous: Record | None, method: str) -> Record:
         live = previous if previous is not None and not previous.deleted else None
         interaction = "create" if live is None else {"PATCH": "patch"}.get(method, "update")
-        self._check(interaction, resource["resourceType"], resource_id, {**resource, "id": resource_id},
-                    fjson.loads(live.body) if live else None)
+        patients = self._check(interaction, resource["resourceType"], resource_id, {**resource, "id": resource_id},
+                               fjson.loads(live.body) if live else None)
         version = previous.version + 1 if previous else 1
         stored = with_meta(resource, resource_id, version, self._now)
         body = fjson.dumps(stored)
@@ -79,14 +80,14 @@ class Writer:
                                     method=method, entries=index_entries(stored, self._local_base))
         except VersionConflict as exc:
             raise FhirError(409, "conflict", f"Concurrent write to {stored['resourceType']}/{resource_id}") from exc
-        self.written.append((interaction, record))
+        self.written.append((interaction, record, patients))
         return record
 
     def _check(self, interaction: str, resource_type: str, resource_id: str, new: dict | None,
-               old: dict | None) -> None:
-        """``check_write``, leaving a trace of a refusal in the records it concerns."""
+               old: dict | None) -> set[str]:
+        """``check_write`` (the patients the write touches), leaving a trace of a refusal in their records."""
         try:
-            check_write(self._access, self._unit, self._local_base, resource_type, new, old)
+            return check_write(self._access, self._unit, self._local_base, resource_type, new, old)
         except FhirError as error:
             if self._recorder is not None:
                 patients = {p for body in (new, old) if body for p in patients_of(self._unit, self._local_base, body)}
@@ -100,6 +101,7 @@ class Writer:
 
     def _matches(self, resource_type: str, query: str) -> list[str]:
         """At most two ids matching conditional criteria (two is enough to say "several")."""
+        self._require("s", resource_type, "search-type", None)  # criteria are a search: an oracle otherwise
         clauses = plan_conditional(resource_type, query, self._local_base)
         return self._unit.find(resource_type, restrict(self._access, resource_type, clauses), limit=2)
 
@@ -112,14 +114,20 @@ class Writer:
     def read_current(self, resource_type: str, resource_id: str) -> Record:
         """A read inside the unit of work (sees its own uncommitted writes)."""
         record = self._unit.read(resource_type, resource_id)
-        if record is None or not self._visible(record):
+        if record is None or not self._visible(record, "read"):
             raise not_found(resource_type, resource_id)
         if record.deleted:
             raise gone(record)
         return record
 
-    def _visible(self, record: Record) -> bool:
-        return can_see(self._access, record, self._unit.satisfies)
+    def _visible(self, record: Record, interaction: str) -> bool:
+        """Whether the principal may see ``record``; a refusal is traced in its patients' trails."""
+        if can_see(self._access, record, self._unit.satisfies):
+            return True
+        if self._recorder is not None:
+            patients = set() if record.deleted else patients_of(self._unit, self._local_base, fjson.loads(record.body))
+            self._recorder.refused(interaction, f"{record.type}/{record.id}", "hidden from this principal", patients)
+        return False
 
     # -- interactions --------------------------------------------------------------------
 
@@ -131,8 +139,12 @@ class Writer:
         validate_resource(resource, resource_type)
         if if_none_exist:
             existing = self.existing_match(resource_type, if_none_exist)
-            if existing is not None:
-                return WriteResult(200, self._unit.read(resource_type, existing))
+            if existing is not None:  # the answer carries the match: a read, with its right and trace
+                self._require("r", resource_type, "read", existing)
+                record = self._unit.read(resource_type, existing)
+                self.written.append(("read", record, patients_of(self._unit, self._local_base,
+                                                                 fjson.loads(record.body))))
+                return WriteResult(200, record)
         return WriteResult(201, self._store(resource, resource_id or new_id(), None, "POST"))
 
     def existing_match(self, resource_type: str, if_none_exist: str) -> str | None:
@@ -155,7 +167,7 @@ class Writer:
         if body_id != resource_id:
             raise FhirError(400, "invalid", f"Resource id '{body_id}' does not match the URL id '{resource_id}'",
                             [f"{resource_type}.id"])
-        if current is not None and not self._visible(current):
+        if current is not None and not self._visible(current, "update"):
             raise not_found(resource_type, resource_id)  # hidden: neither overwritten nor revealed
         self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
         status = 201 if current is None or current.deleted else 200
@@ -202,17 +214,17 @@ class Writer:
         check_id(resource_id)
         self._require("d", resource_type, "delete", resource_id)
         current = self._unit.read(resource_type, resource_id)
+        if current is not None and not current.deleted and not self._visible(current, "delete"):
+            current = None  # hidden: answered exactly as for an unknown id (the refusal is traced)
         self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
         if current is None or current.deleted:
             return WriteResult(204, None)
-        if not self._visible(current):
-            raise not_found(resource_type, resource_id)
-        self._check("delete", resource_type, resource_id, None, fjson.loads(current.body))
+        patients = self._check("delete", resource_type, resource_id, None, fjson.loads(current.body))
         try:
             record = self._unit.delete(resource_type, resource_id, current.version + 1, last_updated=self._now)
         except VersionConflict as exc:
             raise FhirError(409, "conflict", f"Concurrent write to {resource_type}/{resource_id}") from exc
-        self.written.append(("delete", current))  # traced by the patients of what was deleted
+        self.written.append(("delete", current, patients))
         return WriteResult(204, record)
 
     def conditional_delete(self, resource_type: str, query: str) -> WriteResult:
@@ -267,10 +279,11 @@ class Repository:
         with self.store.unit() as unit:
             writer = Writer(unit, self.local_base, self.access, self.recorder)
             yield writer
-        if any(record.type in ROLE_TYPES for _, record in writer.written):
+        if any(record.type in ROLE_TYPES for _, record, _ in writer.written):
             roles_changed()
-        for interaction, record in writer.written:
-            self._trace(interaction, [record])
+        if self.recorder is not None:
+            for interaction, record, patients in writer.written:
+                self.recorder.add(interaction, {p: [f"{record.type}/{record.id}"] for p in patients})
 
     def _trace(self, interaction: str, records: list[Record], refused: str | None = None) -> None:
         if self.recorder is not None and records:
@@ -304,12 +317,13 @@ class Repository:
     def vread(self, resource_type: str, resource_id: str, version: str) -> Record:
         check_type(resource_type)
         self._require("r", resource_type, "vread", resource_id)
-        if resource_type == "AuditEvent" and version == "1":
+        if resource_type == "AuditEvent" and version == "1":  # traces have one version
             return self._trace_record(resource_id)
         current = self.store.read(resource_type, check_id(resource_id))
-        if not version.isdigit() or current is None or not self._visible(current, "vread"):
+        number = counting_number(version)
+        if number is None or current is None or not self._visible(current, "vread"):
             raise FhirError(404, "not-found", f"Version '{version}' of {resource_type}/{resource_id} is not known")
-        record = self.store.vread(resource_type, resource_id, int(version))
+        record = self.store.vread(resource_type, resource_id, number)
         if record is None:
             raise FhirError(404, "not-found", f"Version {version} of {resource_type}/{resource_id} is not known")
         if record.deleted:
@@ -350,10 +364,10 @@ class Repository:
         self._trace("search-type", records)
         return Included(records, capped)
 
-    def _narrow(self, resource_type: str, clauses: list[Clause]) -> list[Clause] | None:
+    def _narrow(self, resource_type: str, clauses: list[Clause], permission: str = "r") -> list[Clause] | None:
         """What an included resource of this type must satisfy; None when the scopes do not allow reading it."""
         try:
-            require(self.access, "r", resource_type)
+            require(self.access, permission, resource_type)
         except FhirError:
             return None
         return restrict(self.access, resource_type, clauses)
@@ -379,7 +393,7 @@ class Repository:
                 raise not_found(resource_type, resource_id)
         rows = self.store.history(resource_type, resource_id, since=since, before_seq=before_seq, limit=count)
         if not self.access.unrestricted and resource_id is None:
-            visible = self._visible_now({(record.type, record.id) for _, record in rows})
+            visible = self._visible_now({(record.type, record.id) for _, record in rows}, "s")
             rows = [(seq, record) for seq, record in rows if (record.type, record.id) in visible]
         self._trace(interaction, [record for _, record in rows])
         return rows
@@ -390,11 +404,12 @@ class Repository:
             raise not_found("AuditEvent", trace_id)
         return record
 
-    def _visible_now(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    def _visible_now(self, keys: set[tuple[str, str]], permission: str) -> set[tuple[str, str]]:
         """Which of these resources the principal may see, by their current versions."""
         out = set()
         for resource_type in {t for t, _ in keys}:
-            narrowed = self._narrow(resource_type, [IdIn(tuple(sorted(i for t, i in keys if t == resource_type)))])
+            ids = IdIn(tuple(sorted(i for t, i in keys if t == resource_type)))
+            narrowed = self._narrow(resource_type, [ids], permission)
             if narrowed is not None:
                 out |= {(resource_type, r.id) for r in self.store.find(resource_type, narrowed, limit=len(keys))}
         return out

@@ -67,14 +67,22 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
+def counting_number(text: str) -> int | None:
+    """A non-negative integer written in ASCII digits that SQLite can hold (``str.isdigit`` also
+    accepts "²" and any length); None otherwise."""
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return None
+
+
 def etag_version(raw: str | None, label: str = "If-Match") -> int | None:
     """The version number in an ETag such as ``W/"3"`` (or ``3``); None when absent."""
     if raw is None:
         return None
-    text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    version = counting_number(raw.strip().removeprefix("W/").strip('"'))
+    if version is None:
         raise FhirError(400, "invalid", f"{label} '{raw}' is not an ETag like W/\"3\"", [label])
-    return int(text)
+    return version
 
 
 def with_meta(resource: dict, resource_id: str, version: int, last_updated: str) -> dict:

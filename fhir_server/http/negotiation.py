@@ -12,6 +12,7 @@ from functools import lru_cache
 from starlette.requests import Request
 
 from fhir_server.core.errors import FhirError
+from fhir_server.core.resources import counting_number
 from fhir_server.formats import json as fjson
 from fhir_server.formats import xml as fxml
 from fhir_server.http.context import header, query_param
@@ -86,7 +87,7 @@ def prefer(request: Request) -> Prefer:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
     declared = header(request, "content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and (counting_number(declared) or 0) > limit:
         raise FhirError(413, "too-costly", f"Request body of {declared} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
     async for chunk in request.stream():

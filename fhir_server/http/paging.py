@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError
+from fhir_server.core.resources import counting_number
 from fhir_server.http.context import query_param, settings
 
 
@@ -19,9 +20,10 @@ def count_value(raw: str | None, config: Settings) -> int:
 def non_negative_value(raw: str | None, name: str) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit():
-        raise FhirError(400, "invalid", f"{name} '{raw}' is not a non-negative integer", [name])
-    return int(raw)
+    value = counting_number(raw)
+    if value is None:
+        raise FhirError(400, "invalid", f"{name} '{raw[:40]}' is not a non-negative integer", [name])
+    return value
 
 
 def page_size(request: Request) -> int:

@@ -40,9 +40,16 @@ def decode_position(raw: str | None, name: str) -> tuple | None:
         value = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (ValueError, binascii.Error):
         raise FhirError(400, "invalid", f"{name} '{raw[:40]}' is not a page position from this server") from None
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list) or not value or not all(_plain(v) for v in value):
         raise FhirError(400, "invalid", f"{name} '{raw[:40]}' is not a page position from this server")
     return tuple(value)
+
+
+def _plain(value) -> bool:
+    """A value a position may hold: text, a number SQLite can bind, or nothing."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return True
+    return isinstance(value, int) and -2**63 <= value < 2**63
 
 
 def _unsupported_entry(names: list[str]) -> dict:

@@ -10,6 +10,7 @@ from functools import lru_cache
 from fhir_server.formats import json as fjson
 from fhir_server.french.visibility import LEGAL_REPRESENTATIVE_CODES
 from fhir_server.search.conditions import Compare, all_of
+from fhir_server.search.extract import references_of
 from fhir_server.security.policy import Access
 from fhir_server.security.tokens import Principal
 from fhir_server.store.base import Store
@@ -33,11 +34,11 @@ def generation() -> int:
 
 #: The principal of internal work (start-up data, benchmarks) and of a server run with auth off.
 INTERNAL = Access(Principal("system", None, "mes", "mes", ()), unrestricted=True)
-MAX_ROLES = 50
+MAX_ROLES = 10_000  # far beyond any real professional: a cut would silently ignore blocks
 
 
 def resolve_access(store: Store, principal: Principal, purpose: str | None = None,
-                   reason: str | None = None) -> Access:
+                   reason: str | None = None, local_base: str | None = None) -> Access:
     """The Access of ``principal``; ``purpose`` / ``reason`` (request headers) override the token's."""
     purpose, reason = purpose or principal.purpose, reason or principal.reason
     kind, reference = principal.kind, principal.reference or ""
@@ -45,23 +46,23 @@ def resolve_access(store: Store, principal: Principal, purpose: str | None = Non
     if kind == "patient":
         return Access(principal, purpose, reason, patients=(resource_id,))
     if kind == "related":
-        return Access(principal, purpose, reason, patients=_represented(store, resource_id))
+        return Access(principal, purpose, reason, patients=_represented(store, resource_id, local_base))
     if kind == "practitioner":
         return Access(principal, purpose, reason, actors=_actors(store, resource_type, resource_id))
     return Access(principal, purpose, reason)
 
 
-def _represented(store: Store, related_id: str) -> tuple[str, ...]:
+def _represented(store: Store, related_id: str, local_base: str | None) -> tuple[str, ...]:
     """The patient a RelatedPerson legally represents (guardian, parent, tuteur…), if still active."""
     record = store.read("RelatedPerson", related_id)
     if record is None or record.deleted:
         return ()
     related = fjson.loads(record.body)
     codes = {c.get("code") for concept in related.get("relationship", ()) for c in concept.get("coding", ())}
-    target_type, _, patient_id = (related.get("patient") or {}).get("reference", "").rpartition("/")
-    if related.get("active") is False or not codes & LEGAL_REPRESENTATIVE_CODES or not target_type.endswith("Patient"):
+    if related.get("active") is False or not codes & LEGAL_REPRESENTATIVE_CODES:
         return ()
-    return (patient_id,)
+    patients = references_of(related, ("patient",), local_base)  # local references only, as the index reads them
+    return tuple(sorted(ref.partition("/")[2] for ref in patients if ref.startswith("Patient/")))
 
 
 @lru_cache(maxsize=4096)

@@ -69,6 +69,7 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.auth == "on"
         self._verifier = _verifier(settings) if self.enabled else None
+        self._base = settings.fhir_base
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._accesses: dict[tuple, tuple[Access, float, int]] = {}
 
@@ -90,7 +91,7 @@ class Authenticator:
         if mode is not None and mode not in PURPOSES:
             raise FhirError(400, "invalid", f"X-Access-Mode must be one of {', '.join(sorted(PURPOSES))}")
         current = generation()
-        access = resolve_access(store, principal, mode, unquote(reason) if reason else None)
+        access = resolve_access(store, principal, mode, unquote(reason) if reason else None, self._base)
         if principal.kind not in SELF_CONTAINED:
             expires = min(expires, now + RESOLVED_TTL_S)
         _remember(self._accesses, key, (access, expires, current))

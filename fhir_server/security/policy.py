@@ -94,6 +94,14 @@ def require(access: Access, permission: str, resource_type: str) -> None:
         raise denied(refusal)
 
 
+def _may_search(access: Access, resource_type: str) -> bool:
+    try:
+        require(access, "s", resource_type)
+    except FhirError:
+        return False
+    return True
+
+
 def _refusal(access: Access, permission: str, resource_type: str) -> str | None:
     if access.purpose in ACCESS_MODES_WITH_REASON and not access.reason:
         return f"Access mode {access.purpose} needs a stated reason (X-Access-Reason header or token claim)"
@@ -139,10 +147,16 @@ def restrict(access: Access, resource_type: str, clauses: list[Clause]) -> list[
 
 
 def _nested(access: Access, clause: Clause) -> Clause:
+    """Visibility at every level of a chain or ``_has``, and the scope to search each type it crosses
+    (a type one may not search must not answer questions through another's search)."""
     if isinstance(clause, Chain):
-        return Chain(clause.param, clause.target_type, tuple(restrict(access, clause.target_type, clause.clauses)))
+        inner = restrict(access, clause.target_type, clause.clauses) if _may_search(access, clause.target_type) \
+            else list(NOTHING)
+        return Chain(clause.param, clause.target_type, tuple(inner))
     if isinstance(clause, Has):
-        return Has(clause.source_type, clause.param, tuple(restrict(access, clause.source_type, clause.clauses)))
+        inner = restrict(access, clause.source_type, clause.clauses) if _may_search(access, clause.source_type) \
+            else list(NOTHING)
+        return Has(clause.source_type, clause.param, tuple(inner))
     if isinstance(clause, Negate):
         return Negate(_nested(access, clause.clause))
     if isinstance(clause, Either):

@@ -41,7 +41,7 @@ TrustedKeys = PublicKey | jwt.PyJWKSet | dict  # a public key, or a JWKS (parsed
 PURPOSES = frozenset({"normal", "bris_de_glace", "centre_15"})
 _ASYMMETRIC = ("RS256", "ES256")
 _OPTIONS = {"require": ["exp", "sub", "aud"]}
-_ACTOR = re.compile(r"(?:.*/)?(Patient|RelatedPerson|Practitioner|PractitionerRole)/([A-Za-z0-9\-.]{1,64})")
+_ACTOR = re.compile(r"(Patient|RelatedPerson|Practitioner|PractitionerRole)/([A-Za-z0-9\-.]{1,64})")
 _KINDS = {"Patient": "patient", "RelatedPerson": "related", "Practitioner": "practitioner",
           "PractitionerRole": "practitioner"}
 _COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")  # JWS compact form, unpadded
@@ -98,7 +98,7 @@ class TokenVerifier:
         """The Principal of a valid token and when the token expires (epoch seconds)."""
         header = _header(token)
         claims = self._claims(token, header.get("alg"), header.get("kid"))
-        return _principal(claims), float(claims["exp"])
+        return _principal(claims, self._audiences), float(claims["exp"])
 
     def _claims(self, token: str, alg: object, kid: object) -> dict[str, Any]:
         if alg == "HS256" and self._secret is not None:
@@ -233,7 +233,7 @@ def _describe(error: jwt.PyJWTError) -> str:
     return f"invalid token: {error}"
 
 
-def _principal(claims: dict[str, Any]) -> Principal:
+def _principal(claims: dict[str, Any], bases: tuple[str, ...]) -> Principal:
     subject = claims["sub"]  # PyJWT checked it is a string
     if not subject:
         raise TokenError("the sub claim is empty")
@@ -241,16 +241,24 @@ def _principal(claims: dict[str, Any]) -> Principal:
     if not isinstance(scope, str):
         raise TokenError("the scope claim must be a space-separated string")
     fhir_user = claims.get("fhirUser")
-    kind, reference = ("system", None) if fhir_user is None else _actor(fhir_user)
+    kind, reference = ("system", None) if fhir_user is None else _actor(fhir_user, bases)
     return Principal(kind, reference, _string(claims, "client_id") or subject, subject, parse_scopes(scope),
                      _purpose(claims), _string(claims, "purpose_reason"))
 
 
-def _actor(fhir_user: object) -> tuple[str, str]:
-    """(kind, relative reference) of a fhirUser claim, relative or absolute."""
-    match = _ACTOR.fullmatch(fhir_user) if isinstance(fhir_user, str) else None
+def _actor(fhir_user: object, bases: tuple[str, ...]) -> tuple[str, str]:
+    """(kind, relative reference) of a fhirUser claim: ``Type/id``, or absolute on one of ``bases``
+    (this server's accepted audiences, its FHIR base by default) — never another server's user."""
+    text = fhir_user if isinstance(fhir_user, str) else ""
+    for base in bases:
+        prefix = base.rstrip("/") + "/"
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    match = _ACTOR.fullmatch(text)
     if match is None:
-        raise TokenError("fhirUser must reference a Patient, RelatedPerson, Practitioner or PractitionerRole")
+        raise TokenError("fhirUser must be Patient/, RelatedPerson/, Practitioner/ or PractitionerRole/<id>, "
+                         "relative or on this server")
     return _KINDS[match[1]], f"{match[1]}/{match[2]}"
 
 

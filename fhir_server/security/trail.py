@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import orjson
 
+from fhir_server.core.resources import counting_number
 from fhir_server.search.conditions import Compare, Cond, any_of
 from fhir_server.search.parse import Occurrence, parse, unescape
 from fhir_server.search.plan import SearchPlan
@@ -75,9 +76,10 @@ def visible_to(access: Access) -> list[Cond] | None:
 
 def read_trace(store: Store, access: Access, trace_id: str) -> Record | None:
     conds = visible_to(access)
-    if conds is None or not trace_id.isdigit():
+    seq = counting_number(trace_id)
+    if conds is None or seq is None:
         return None
-    rows = store.traces([*conds, Compare("seq", "=", int(trace_id))], limit=1)
+    rows = store.traces([*conds, Compare("seq", "=", seq)], limit=1)
     return as_record(rows[0]) if rows else None
 
 
@@ -126,7 +128,7 @@ def count_trail(store: Store, access: Access, params: list[tuple[str, str]], loc
 def _seq(position: tuple | None) -> int | None:
     if position is None:
         return None
-    if len(position) != 1 or not isinstance(position[0], int):
+    if len(position) != 1 or type(position[0]) is not int or not 0 <= position[0] < 2**63:
         raise BadPosition("The page position does not fit this search")
     return position[0]
 
@@ -141,7 +143,7 @@ def _condition(occurrence: Occurrence, local_base: str | None) -> Cond | None:
     if name in ("subtype", "action", "outcome") and modifier is None:
         return Compare(name, "in", tuple(token.parse_token(v).code or "" for v in values))
     if name == "_id" and modifier is None:
-        return Compare("seq", "in", tuple(int(v) for v in values if v.isdigit()))
+        return Compare("seq", "in", tuple(n for n in map(counting_number, values) if n is not None))
     if name == "agent" and modifier == "identifier":
         codes = [token.parse_token(v) for v in values]
         return Compare("agent", "in", tuple(f"{CLIENT}{q.code}" for q in codes

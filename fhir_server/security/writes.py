@@ -11,7 +11,7 @@ delete only the documents they wrote and the messages and appointments they take
 from __future__ import annotations
 
 from fhir_server.formats import json as fjson
-from fhir_server.french.visibility import MASQUE_PS, PATIENT_SETTABLE, TRE_A07_SYSTEMS
+from fhir_server.french.visibility import MASQUE_PS, PATIENT_SETTABLE, TRE_A07_SYSTEMS, labels
 from fhir_server.search.compartment import compartment_params
 from fhir_server.search.extract import references_of
 from fhir_server.security.policy import (
@@ -31,6 +31,13 @@ V3_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 PATIENT_EDITABLE = frozenset({"extension", "telecom", "contact", "communication", "meta", "text"})
 #: Types no API client writes, whoever it is: the server writes the access traces.
 SERVER_ONLY = frozenset({"AuditEvent"})
+#: Types only system clients write: the directory, and who legally represents whom (registered by
+#: the service with its proof, never self-declared).
+SYSTEM_ONLY = DIRECTORY_TYPES | {"RelatedPerson"}
+#: Patient data a professional may change or delete only if it names them through these
+#: parameters (the DMP's author-only rule, error 901); Patient and Provenance not at all.
+OWNED_BY = {"DocumentReference": ("author",), "List": ("source",), "Communication": ("sender", "recipient"),
+            "Appointment": ("actor",), "Binary": ()}
 
 
 def refuse_server_only(resource_type: str) -> None:
@@ -39,19 +46,23 @@ def refuse_server_only(resource_type: str) -> None:
 
 
 def check_write(access: Access, unit: UnitOfWork, local_base: str | None, resource_type: str,
-                new: dict | None, old: dict | None) -> None:
-    """Raise 403 unless ``access`` may turn ``old`` into ``new`` (None: create / delete)."""
+                new: dict | None, old: dict | None) -> set[str]:
+    """Raise 403 unless ``access`` may turn ``old`` into ``new`` (None: create / delete); return
+    the patients whose records the write touches (those of both versions)."""
     require(access, "c" if old is None else "d" if new is None else "u", resource_type)
-    bodies = [b for b in (old, new) if b is not None]
-    patients = {p for body in bodies for p in patients_of(unit, local_base, body)}
-    if old is None and resource_type in REFUSED_WHEN_CLOSED:
-        _refuse_closed(unit, patients)
+    before = patients_of(unit, local_base, old) if old is not None else set()
+    after = patients_of(unit, local_base, new) if new is not None else set()
+    if new is not None and resource_type in REFUSED_WHEN_CLOSED:
+        _refuse_closed(unit, after - before)
     if access.unrestricted or access.kind == "system":
-        return
+        return before | after
+    if resource_type in SYSTEM_ONLY:
+        raise denied(f"{resource_type} resources are written by the service (system clients) only")
     if access.kind in ("patient", "related"):
-        _own_record(access, local_base, resource_type, patients, new, old)
+        _own_record(access, local_base, resource_type, before, after, new, old)
     else:
-        _professional(access, unit, local_base, resource_type, patients, bodies, old)
+        _professional(access, unit, local_base, resource_type, before | after, new, old)
+    return before | after
 
 
 def patients_of(reader: UnitOfWork | Store, local_base: str | None, resource: dict) -> set[str]:
@@ -60,11 +71,15 @@ def patients_of(reader: UnitOfWork | Store, local_base: str | None, resource: di
     if resource_type == "Patient":
         return {resource["id"]} if "id" in resource else set()
     if resource_type == "Binary":
-        target_type, _, target_id = ((resource.get("securityContext") or {}).get("reference") or "").partition("/")
-        if target_type == "Patient":
-            return {target_id}
-        context = reader.read(target_type, target_id) if target_type in ("DocumentReference", "Communication") else None
-        return patients_of(reader, local_base, fjson.loads(context.body)) if context and not context.deleted else set()
+        context = references_of(resource, ("securitycontext",), local_base)
+        patients = {ref.partition("/")[2] for ref in context if ref.startswith("Patient/")}
+        for ref in context - {f"Patient/{p}" for p in patients}:
+            target_type, _, target_id = ref.partition("/")
+            record = reader.read(target_type, target_id) if target_type in ("DocumentReference", "Communication") \
+                else None
+            if record is not None and not record.deleted:
+                patients |= patients_of(reader, local_base, fjson.loads(record.body))
+        return patients
     linked = references_of(resource, compartment_params(resource_type), local_base)
     return {ref.partition("/")[2] for ref in linked if ref.startswith("Patient/")}
 
@@ -76,11 +91,10 @@ def _refuse_closed(unit: UnitOfWork, patients: set[str]) -> None:
             raise denied(f"The health space of Patient/{patient_id} is closed: it accepts no new data")
 
 
-def _own_record(access: Access, local_base: str | None, resource_type: str, patients: set[str],
+def _own_record(access: Access, local_base: str | None, resource_type: str, before: set[str], after: set[str],
                 new: dict | None, old: dict | None) -> None:
-    if resource_type in DIRECTORY_TYPES:
-        raise denied(f"Patients do not write {resource_type} resources")
-    if not patients or not patients <= set(access.patients):
+    mine = set(access.patients)
+    if (old is not None and not before <= mine) or (new is not None and not (after and after <= mine)):
         raise denied("Patients and their representatives write in their own record only")
     if resource_type == "Patient":
         if new is None or old is None:
@@ -97,29 +111,42 @@ def _own_record(access: Access, local_base: str | None, resource_type: str, pati
 
 
 def _professional(access: Access, unit: UnitOfWork, local_base: str | None, resource_type: str,
-                  patients: set[str], bodies: list[dict], old: dict | None) -> None:
-    if resource_type in DIRECTORY_TYPES or resource_type == "Consent":
-        raise denied(f"Professionals do not write {resource_type} resources")
-    if resource_type == "Patient" and old is None:
+                  patients: set[str], new: dict | None, old: dict | None) -> None:
+    if resource_type == "Consent":
+        raise denied("Professionals do not write Consent resources: blocks are the patient's")
+    if resource_type == "Patient" and old is not None:
+        raise denied("A patient's record is changed by the patient or the service (closing it, identity from the INS)")
+    if resource_type == "Patient":
         patients = set()  # registering a new patient: there is no space or block yet to answer to
     for patient_id in sorted(patients):
         if not unit.find("Patient", [IdIn((patient_id,)), *reachable_patient(access.viewer)], limit=1):
             raise denied(f"Patient/{patient_id}'s space is closed or has blocked this professional")
-    if resource_type in PARTICIPANT_PARAMS:
-        params = PARTICIPANT_PARAMS[resource_type]
-        if not all(references_of(body, params, local_base) & set(access.actors) for body in bodies):
-            raise denied(f"A professional writes only the {resource_type} resources they take part in")
-    elif old is not None and resource_type == "DocumentReference" and not (
-            references_of(old, ("author",), local_base) & set(access.actors)):
-        raise denied("Only the author of a document may change or delete it (DMP error 901)")
+    if resource_type == "Binary" and not patients:
+        raise denied("A Binary needs a securityContext: a document or message of a patient the professional reaches")
+    named = OWNED_BY.get(resource_type)
+    mine = set(access.actors)
+    if resource_type in PARTICIPANT_PARAMS and new is not None and not references_of(new, named, local_base) & mine:
+        raise denied(f"A professional writes only the {resource_type} resources they take part in")
+    if old is not None and (named is None or (named and not references_of(old, named, local_base) & mine)):
+        raise denied(f"Only the author of this {resource_type} may change or delete it (DMP error 901)")
+    if old is not None and new is not None and _patient_labels(new) != _patient_labels(old):
+        raise denied("Masking a document from professionals or representatives is the patient's decision")
+
+
+def _patient_labels(document: dict) -> set[str]:
+    """The TRE_A07 codes only the patient sets (``securityLabel`` or ``meta.security``)."""
+    return labels(document) & PATIENT_SETTABLE
 
 
 def _without_labels(document: dict, settable: frozenset[str]) -> dict:
-    """The document minus what a patient may toggle: those TRE_A07 codes, v3 ``N``, and ``meta``."""
+    """The document minus what a patient may toggle: those TRE_A07 codes and v3 ``N``, in
+    ``securityLabel`` and ``meta.security``, and the server's own ``meta`` fields."""
     def kept(coding: dict) -> bool:
         return not ((coding.get("system") in TRE_A07_SYSTEMS and coding.get("code") in settable)
                     or (coding.get("system") == V3_CONFIDENTIALITY and coding.get("code") == "N"))
 
-    labels = [{**c, "coding": [x for x in c.get("coding", ()) if kept(x)]} for c in document.get("securityLabel", ())]
+    labels_ = [{**c, "coding": [x for x in c.get("coding", ()) if kept(x)]} for c in document.get("securityLabel", ())]
+    meta = {k: v for k, v in (document.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    meta["security"] = [c for c in meta.get("security", ()) if kept(c)]
     rest = {k: v for k, v in document.items() if k not in ("meta", "securityLabel")}
-    return {**rest, "securityLabel": [c for c in labels if c["coding"] or c.keys() - {"coding"}]}
+    return {**rest, "meta": meta, "securityLabel": [c for c in labels_ if c["coding"] or c.keys() - {"coding"}]}

@@ -34,6 +34,10 @@ class BadPosition(ValueError):
     """A page position that this search cannot continue from (another search's, or altered)."""
 
 
+class QueryTooComplex(ValueError):
+    """A query the backend cannot run as asked (nested too deep, too large); the caller's 400."""
+
+
 class VersionConflict(Exception):
     """The version written is not the next one: another writer got there first."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from fhir_server.search.conditions import Cond
-from fhir_server.store.base import BadPosition, Record, VersionConflict
+from fhir_server.store.base import BadPosition, QueryTooComplex, Record, VersionConflict
 from fhir_server.store.query import INDEX_COLUMNS, Clause, IndexEntry, Match, SortKey
 from fhir_server.store.sqlite_query import (
     SqlBuilder,
@@ -116,6 +116,16 @@ CHECKPOINT_EVERY_S = 0.5
 SAFETY_CHECKPOINT_PAGES = 50_000
 
 RECORD_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.body, h.method"
+
+
+def _run(conn: sqlite3.Connection, sql: str, args) -> sqlite3.Cursor:
+    """Run a search query; one SQLite cannot parse (nested too deep) is the caller's mistake."""
+    try:
+        return conn.execute(sql, args)
+    except sqlite3.OperationalError as error:
+        if "stack overflow" in str(error) or "too large" in str(error) or "too many" in str(error):
+            raise QueryTooComplex(f"The search is nested too deeply to run ({error})") from None
+        raise
 
 
 def _record(row: tuple) -> Record:
@@ -240,16 +250,16 @@ class SqliteStore:
             if len(position) != len(query.directions) + 1:
                 raise BadPosition("The page position does not fit this search (was _sort changed?)")
             outer, outer_args = query.beyond(tuple(position), backwards=before is not None)
-        rows = conn.execute(f"SELECT * FROM ({query.sql}) WHERE {outer} ORDER BY {query.order(before is not None)}"
-                            " LIMIT ?", [*query.args, *outer_args, limit]).fetchall()
+        rows = _run(conn, f"SELECT * FROM ({query.sql}) WHERE {outer} ORDER BY {query.order(before is not None)}"
+                    " LIMIT ?", [*query.args, *outer_args, limit]).fetchall()
         page = [(_record(row[:7]), tuple(row[8:]) + (row[7],)) for row in rows]
         return page[::-1] if before is not None else page
 
     @staticmethod
     def satisfies_on(conn: sqlite3.Connection, type_: str, id_: str, clauses: Sequence[Clause]) -> bool:
         where, args = compiled_probes(clauses if isinstance(clauses, tuple) else tuple(clauses))
-        return conn.execute(f"SELECT 1 FROM resource r WHERE r.type = ? AND r.id = ? AND r.deleted = 0 AND {where}",
-                            (type_, id_, *args)).fetchone() is not None
+        return _run(conn, f"SELECT 1 FROM resource r WHERE r.type = ? AND r.id = ? AND r.deleted = 0 AND {where}",
+                    (type_, id_, *args)).fetchone() is not None
 
     def satisfies(self, type_: str, id_: str, clauses: Sequence[Clause]) -> bool:
         return self.satisfies_on(self._reader(), type_, id_, clauses)
@@ -310,9 +320,8 @@ class SqliteStore:
     def count(self, type_: str, clauses: list[Clause]) -> int:
         sql = SqlBuilder()
         where = sql.clauses(clauses, "r")
-        return self._reader().execute(
-            f"SELECT count(*) FROM resource r WHERE r.type = ? AND r.deleted = 0 AND {where}",
-            [type_, *sql.args]).fetchone()[0]
+        return _run(self._reader(), f"SELECT count(*) FROM resource r WHERE r.type = ? AND r.deleted = 0 AND {where}",
+                    [type_, *sql.args]).fetchone()[0]
 
     def references_from(self, type_: str, ids: list[str], param: str | None) -> list[tuple[str, str, str]]:
         """(owner id, target type, target id) of the reference entries of ``ids`` (all params if None)."""
