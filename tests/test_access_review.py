@@ -168,3 +168,34 @@ def test_odd_bundle_entries_are_400(env, request_):
         entry = {"resource": {"resourceType": "Patient"}, "request": request_}
         r = system.post("", json={"resourceType": "Bundle", "type": kind, "entry": [entry]})
         assert 400 <= r.status_code < 500 or (kind == "batch" and r.status_code == 200), (kind, r.text[:200])
+
+
+def test_history_pages_for_a_restricted_principal_are_full_and_linked(env):
+    _, world, clients = env
+    drb = clients["drB"]
+    seen, url, params = [], "/_history", {"_count": 3}
+    while url:
+        page = drb.get(url, params=params).json()
+        entries = page.get("entry", [])
+        seen += [e["fullUrl"] for e in entries]
+        url, params = next((link["url"] for link in page["link"] if link["relation"] == "next"), None), None
+        assert len(entries) == 3 or url is None, "a page is full unless it is the last"
+    everything = clients["system"].get("/_history", params={"_count": 1000}).json()["entry"]
+    visible = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in everything
+               if drb.get(f"/{e['resource']['resourceType']}/{e['resource']['id']}").status_code == 200}
+    assert {u.split("/fhir/")[1].split("/_history")[0] for u in seen} == visible
+    assert len(seen) == len(set(seen))
+
+
+def test_a_failing_read_in_a_transaction_is_that_entry_s_answer(env):
+    server, _, _ = env
+    alice = server.client("Patient/alice", "patient/*.cruds")
+    listed = {"resourceType": "List", "status": "current", "mode": "working", "subject": {"reference": "Patient/alice"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": listed, "request": {"method": "POST", "url": "List"}},
+        {"request": {"method": "GET", "url": "DocumentReference/doc-bob-plain"}}]}
+    r = alice.post("", json=bundle)
+    assert r.status_code == 200, r.text
+    created, read = r.json()["entry"]
+    assert created["response"]["status"].startswith("201")
+    assert read["response"]["status"].startswith("404")  # hidden, and the List is reported as written

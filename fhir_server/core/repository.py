@@ -255,6 +255,10 @@ class Writer:
         return WriteResult(200, self._store(patched, resource_id, current, "PATCH"))
 
 
+#: How many store pages a history page may read past versions its principal may not see.
+HISTORY_ROUNDS = 20
+
+
 class Repository:
     """``local_base``: this server's FHIR base, so absolute references to it count as local.
 
@@ -391,12 +395,25 @@ class Repository:
             current = self.store.read(resource_type, check_id(resource_id))
             if current is None or not self._visible(current, interaction):
                 raise not_found(resource_type, resource_id)
-        rows = self.store.history(resource_type, resource_id, since=since, before_seq=before_seq, limit=count)
-        if not self.access.unrestricted and resource_id is None:
-            visible = self._visible_now({(record.type, record.id) for _, record in rows}, "s")
-            rows = [(seq, record) for seq, record in rows if (record.type, record.id) in visible]
+        rows = self._visible_history(resource_type, resource_id, since, before_seq, count)
         self._trace(interaction, [record for _, record in rows])
         return rows
+
+    def _visible_history(self, resource_type: str | None, resource_id: str | None, since: str | None,
+                         before_seq: int | None, count: int) -> list[tuple[int, Record]]:
+        """``count`` versions the principal may see, newest first: read on past hidden ones (a
+        bounded number of rounds), so a page is not cut short and its next link stays right."""
+        if self.access.unrestricted or resource_id is not None:
+            return self.store.history(resource_type, resource_id, since=since, before_seq=before_seq, limit=count)
+        out: list[tuple[int, Record]] = []
+        for _ in range(HISTORY_ROUNDS):
+            rows = self.store.history(resource_type, None, since=since, before_seq=before_seq, limit=count)
+            visible = self._visible_now({(record.type, record.id) for _, record in rows}, "s")
+            out += [(seq, record) for seq, record in rows if (record.type, record.id) in visible]
+            if len(out) >= count or len(rows) < count:
+                break
+            before_seq = rows[-1][0]
+        return out[:count]
 
     def _trace_record(self, trace_id: str) -> Record:
         record = trail.read_trace(self.store, self.access, trace_id)

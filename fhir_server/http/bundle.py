@@ -28,20 +28,30 @@ def _read_entry(request: Request, e: processing.Entry) -> dict:
 
 
 def _transaction(request: Request, entries: list[processing.Entry], with_resource: bool) -> list[dict]:
+    """The writes commit together; GET entries are answered after, each on its own: a read that
+    fails then (not found, hidden, not allowed) is that entry's error, not the transaction's, whose
+    writes are already committed."""
     processing.run_transaction(repo(request), entries)
     return [processing.write_response(e.result, with_resource) if e.result is not None
-            else _read_entry(request, e) for e in entries]
+            else _answered(request, e) for e in entries]
+
+
+def _answered(request: Request, e: processing.Entry) -> dict:
+    try:
+        return _read_entry(request, e)
+    except FhirError as error:
+        return processing.error_response(processing.failed_entry(e.index, error))
 
 
 def _batch(request: Request, entries: list[processing.Entry], with_resource: bool) -> list[dict]:
     out = []
     for e in entries:
+        if e.method in ("GET", "HEAD"):
+            out.append(_answered(request, e))
+            continue
         try:
-            if e.method in ("GET", "HEAD"):
-                out.append(_read_entry(request, e))
-            else:
-                processing.run_batch_entry(repo(request), e)
-                out.append(processing.write_response(e.result, with_resource))
+            processing.run_batch_entry(repo(request), e)
+            out.append(processing.write_response(e.result, with_resource))
         except FhirError as error:
             out.append(processing.error_response(processing.failed_entry(e.index, error)))
     return out
