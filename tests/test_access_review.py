@@ -199,3 +199,16 @@ def test_a_failing_read_in_a_transaction_is_that_entry_s_answer(env):
     created, read = r.json()["entry"]
     assert created["response"]["status"].startswith("201")
     assert read["response"]["status"].startswith("404")  # hidden, and the List is reported as written
+
+
+def test_the_trail_does_not_reveal_documents_hidden_from_its_reader(env):
+    server, _, clients = env
+    clients["drA"].get("/DocumentReference/doc-alice-invisiblepatient")  # a read alice will see in her trail
+    alice = clients["alice"]
+    events = alice.get("/AuditEvent", params={"patient": "Patient/alice", "_count": 1000}).json()["entry"]
+    named = {x["what"]["reference"] for e in events for x in e["resource"]["entity"]}
+    assert "DocumentReference/doc-alice-invisiblepatient" not in named
+    assert any(e["resource"]["agent"][0]["who"].get("reference") == "Practitioner/drA" for e in events)
+    hidden = {"entity": "DocumentReference/doc-alice-invisiblepatient", "_summary": "count"}
+    assert alice.get("/AuditEvent", params=hidden).json()["total"] == 0
+    assert clients["system"].get("/AuditEvent", params=hidden).json()["total"] > 0

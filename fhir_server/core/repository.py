@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from fhir_server.config import SUPPORTED_TYPES
 from fhir_server.core import patch as patching
 from fhir_server.core.errors import FhirError, not_found
 from fhir_server.core.resources import check_id, check_type, counting_number, new_id, now_instant, with_meta
@@ -346,7 +347,8 @@ class Repository:
         if resource_type == "AuditEvent":  # the trace log: read, never itself traced
             try:
                 return SearchResult(*trail.search_trail(self.store, self.access, params, self.local_base,
-                                                        count=count, after=after, before=before))
+                                                        count=count, after=after, before=before,
+                                                        shown=self._shown()))
             except BadPosition as e:
                 raise FhirError(400, "invalid", str(e)) from None
         plan = plan_search(resource_type, params, self.local_base)
@@ -380,7 +382,7 @@ class Repository:
         """How many current resources match a search (all of the type without parameters)."""
         self._require("s", check_type(resource_type), "search-type")
         if resource_type == "AuditEvent":
-            return trail.count_trail(self.store, self.access, list(params), self.local_base)
+            return trail.count_trail(self.store, self.access, list(params), self.local_base, self._shown())
         plan = plan_search(resource_type, list(params), self.local_base)
         return self.store.count(resource_type, restrict(self.access, resource_type, [*plan.clauses, *within]))
 
@@ -415,8 +417,23 @@ class Repository:
             before_seq = rows[-1][0]
         return out[:count]
 
+    def _shown(self) -> trail.Shown:
+        """For the trail: whether this principal may see a resource named in a trace (remembered per call)."""
+        if self.access.unrestricted or self.access.kind == "system":
+            return None
+        known: dict[str, bool] = {}
+
+        def shown(reference: str) -> bool:
+            if reference not in known:
+                resource_type, _, resource_id = reference.partition("/")
+                record = self.store.read(resource_type, resource_id) if resource_type in SUPPORTED_TYPES else None
+                known[reference] = record is not None and can_see(self.access, record, self.store.satisfies)
+            return known[reference]
+
+        return shown
+
     def _trace_record(self, trace_id: str) -> Record:
-        record = trail.read_trace(self.store, self.access, trace_id)
+        record = trail.read_trace(self.store, self.access, trace_id, self._shown())
         if record is None:
             raise not_found("AuditEvent", trace_id)
         return record

@@ -6,6 +6,8 @@ AuditEvent parameters are reported as not supported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 
 from fhir_server.core.resources import counting_number
@@ -60,8 +62,17 @@ def audit_event(row: tuple) -> dict:
     return event
 
 
-def as_record(row: tuple) -> Record:
-    return Record("AuditEvent", str(row[0]), 1, row[1], False, orjson.dumps(audit_event(row)), "POST")
+#: Whether the reader may see a resource ("Type/id"); None: everything (system clients).
+Shown = Callable[[str], bool] | None
+
+
+def as_record(row: tuple, shown: Shown = None) -> Record:
+    """The AuditEvent of a row as a Record; what the reader may not see is left out of its entities
+    (a patient learns that their record was accessed, not that a document hidden from them exists)."""
+    event = audit_event(row)
+    if shown is not None:
+        event["entity"] = [e for e in event["entity"] if "role" in e or shown(e["what"]["reference"])]
+    return Record("AuditEvent", str(row[0]), 1, row[1], False, orjson.dumps(event), "POST")
 
 
 def visible_to(access: Access) -> list[Cond] | None:
@@ -74,22 +85,23 @@ def visible_to(access: Access) -> list[Cond] | None:
     return None
 
 
-def read_trace(store: Store, access: Access, trace_id: str) -> Record | None:
+def read_trace(store: Store, access: Access, trace_id: str, shown: Shown = None) -> Record | None:
     conds = visible_to(access)
     seq = counting_number(trace_id)
     if conds is None or seq is None:
         return None
     rows = store.traces([*conds, Compare("seq", "=", seq)], limit=1)
-    return as_record(rows[0]) if rows else None
+    return as_record(rows[0], shown) if rows else None
 
 
-def plan_trail(params: list[tuple[str, str]], local_base: str | None) -> tuple[list[Cond], SearchPlan]:
+def plan_trail(params: list[tuple[str, str]], local_base: str | None, shown: Shown = None
+               ) -> tuple[list[Cond], SearchPlan]:
     """The trace-log conditions of an AuditEvent search, and a plan saying what was not understood."""
     occurrences, result_params = parse(params)
     plan = SearchPlan("AuditEvent", result_params=result_params)
     conds: list[Cond] = []
     for occurrence in occurrences:
-        cond = _condition(occurrence, local_base) if isinstance(occurrence, Occurrence) else None
+        cond = _condition(occurrence, local_base, shown) if isinstance(occurrence, Occurrence) else None
         if cond is None:
             plan.unsupported.append(occurrence.raw_name)
         else:
@@ -108,19 +120,21 @@ def newest_first(plan: SearchPlan) -> bool:
 
 
 def search_trail(store: Store, access: Access, params: list[tuple[str, str]], local_base: str | None, *,
-                 count: int, after: tuple | None, before: tuple | None) -> tuple[list[Record], list[tuple], SearchPlan]:
-    conds, plan = plan_trail(params, local_base)
+                 count: int, after: tuple | None, before: tuple | None, shown: Shown = None
+                 ) -> tuple[list[Record], list[tuple], SearchPlan]:
+    conds, plan = plan_trail(params, local_base, shown)
     visible = visible_to(access)
     if visible is None:
         return [], [], plan
     positions = [_seq(p) for p in (after, before)]
     rows = store.traces([*visible, *conds], limit=count, newest_first=newest_first(plan), after=positions[0],
                         before=positions[1])
-    return [as_record(r) for r in rows], [(r[0],) for r in rows], plan
+    return [as_record(r, shown) for r in rows], [(r[0],) for r in rows], plan
 
 
-def count_trail(store: Store, access: Access, params: list[tuple[str, str]], local_base: str | None) -> int:
-    conds, _ = plan_trail(params, local_base)
+def count_trail(store: Store, access: Access, params: list[tuple[str, str]], local_base: str | None,
+                shown: Shown = None) -> int:
+    conds, _ = plan_trail(params, local_base, shown)
     visible = visible_to(access)
     return 0 if visible is None else store.count_traces([*visible, *conds])
 
@@ -133,7 +147,7 @@ def _seq(position: tuple | None) -> int | None:
     return position[0]
 
 
-def _condition(occurrence: Occurrence, local_base: str | None) -> Cond | None:
+def _condition(occurrence: Occurrence, local_base: str | None, shown: Shown) -> Cond | None:
     if len(occurrence.links) != 1:
         return None  # chains: the log keeps references, not the resources behind them
     name, modifier = occurrence.links[0].name, occurrence.links[0].modifier
@@ -155,6 +169,7 @@ def _condition(occurrence: Occurrence, local_base: str | None) -> Cond | None:
         if name == "agent":
             return Compare("agent", "in", tuple(f"{t}/{r.id}" for r in refs if r.id
                                                 for t in ((r.type,) if r.type else AGENT_TYPES)))
+        refs = [r for r in refs if r.id and (shown is None or (r.type and shown(f"{r.type}/{r.id}")))]
         return any_of(*(Compare("entities", "contains", f" {r.type}/{r.id} " if r.type else f"/{unescape(r.id)} ")
-                        for r in refs if r.id)) if any(r.id for r in refs) else Compare("seq", "in", ())
+                        for r in refs)) if refs else Compare("seq", "in", ())
     return None
