@@ -212,3 +212,13 @@ def test_the_trail_does_not_reveal_documents_hidden_from_its_reader(env):
     hidden = {"entity": "DocumentReference/doc-alice-invisiblepatient", "_summary": "count"}
     assert alice.get("/AuditEvent", params=hidden).json()["total"] == 0
     assert clients["system"].get("/AuditEvent", params=hidden).json()["total"] > 0
+
+
+def test_only_the_author_of_its_document_rewrites_a_binary(env):
+    server, _, _ = env
+    binary = {"resourceType": "Binary", "id": "bin-doc-bob-plain", "contentType": "text/plain", "data": "ZmF1eA==",
+              "securityContext": {"reference": "DocumentReference/doc-bob-plain"}}
+    assert server.client("Practitioner/drB", "user/*.cruds").put("/Binary/bin-doc-bob-plain",
+                                                                 json=binary).status_code == 403
+    assert server.client("Practitioner/drA", "user/*.cruds").put("/Binary/bin-doc-bob-plain",
+                                                                 json=binary).status_code == 200

@@ -37,7 +37,7 @@ SYSTEM_ONLY = DIRECTORY_TYPES | {"RelatedPerson"}
 #: Patient data a professional may change or delete only if it names them through these
 #: parameters (the DMP's author-only rule, error 901); Patient and Provenance not at all.
 OWNED_BY = {"DocumentReference": ("author",), "List": ("source",), "Communication": ("sender", "recipient"),
-            "Appointment": ("actor",), "Binary": ()}
+            "Appointment": ("actor",), "Binary": ()}  # a Binary: through the document it belongs to
 
 
 def refuse_server_only(resource_type: str) -> None:
@@ -125,12 +125,25 @@ def _professional(access: Access, unit: UnitOfWork, local_base: str | None, reso
         raise denied("A Binary needs a securityContext: a document or message of a patient the professional reaches")
     named = OWNED_BY.get(resource_type)
     mine = set(access.actors)
+    if resource_type == "Binary" and old is not None and not _context_is_mine(unit, local_base, old, mine):
+        raise denied("Only the author of the document a Binary belongs to may change or delete it (DMP error 901)")
     if resource_type in PARTICIPANT_PARAMS and new is not None and not references_of(new, named, local_base) & mine:
         raise denied(f"A professional writes only the {resource_type} resources they take part in")
     if old is not None and (named is None or (named and not references_of(old, named, local_base) & mine)):
         raise denied(f"Only the author of this {resource_type} may change or delete it (DMP error 901)")
     if old is not None and new is not None and _patient_labels(new) != _patient_labels(old):
         raise denied("Masking a document from professionals or representatives is the patient's decision")
+
+
+def _context_is_mine(unit: UnitOfWork, local_base: str | None, binary: dict, mine: set[str]) -> bool:
+    """Whether the document or message a Binary belongs to names one of ``mine`` as author / participant."""
+    for reference in references_of(binary, ("securitycontext",), local_base):
+        context_type, _, context_id = reference.partition("/")
+        record = unit.read(context_type, context_id) if context_type in OWNED_BY else None
+        if record is not None and not record.deleted and references_of(
+                fjson.loads(record.body), OWNED_BY[context_type], local_base) & mine:
+            return True
+    return False
 
 
 def _patient_labels(document: dict) -> set[str]:
