@@ -25,11 +25,9 @@ temporary directory are removed on exit, Ctrl-C, SIGTERM or error.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -47,8 +45,7 @@ from bench.http_bench import (
     http,
     machine_facts,
     median,
-    publish,
-    require_wrk,
+    run_main,
     run_wrk,
     running,
     server_command,
@@ -324,22 +321,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the servers
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    require_wrk()
-    signal.signal(signal.SIGTERM, _terminate)
-    load_before = os.getloadavg()
-    try:
-        outcome = benchmark(args)
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped and temporary files removed", file=sys.stderr)
-        return 130
-    publish(report(outcome, args, load_before), args.out)
-    return 0
+    return run_main(parse_args(argv), benchmark, report)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -485,18 +485,22 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the subprocesses
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_main(args: argparse.Namespace, benchmark: Callable, report: Callable) -> int:
+    """A wrk benchmark's main: run it, stop cleanly on Ctrl-C or SIGTERM, print (and write) its report."""
     require_wrk()
     signal.signal(signal.SIGTERM, _terminate)
     load_before = os.getloadavg()
     try:
-        series = benchmark(args)
+        outcome = benchmark(args)
     except KeyboardInterrupt:
         print("interrupted; subprocesses stopped and temporary files removed", file=sys.stderr)
         return 130
-    publish(report(series, args, load_before), args.out)
+    publish(report(outcome, args, load_before), args.out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(parse_args(argv), benchmark, report)
 
 
 def publish(text: str, out: Path | None) -> None:

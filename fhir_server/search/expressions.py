@@ -149,19 +149,7 @@ def _path(steps: list[str]) -> Evaluator:
 
 def _split_dots(text: str) -> list[str]:
     """Split on ``.`` outside parentheses and quotes (a url in ``extension('…')`` has dots)."""
-    parts, depth, quote, start = [], 0, False, 0
-    for i, ch in enumerate(text):
-        if ch == "'":
-            quote = not quote
-        elif not quote and ch == "(":
-            depth += 1
-        elif not quote and ch == ")":
-            depth -= 1
-        elif not quote and depth == 0 and ch == ".":
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return parts
+    return _split_top(text, ".")
 
 
 def _compile_path(text: str) -> Evaluator | None:
@@ -256,16 +244,21 @@ def compile_expression(expression: str) -> Evaluator:
 
 def _split_union(expression: str) -> list[str]:
     """Split on top-level ``|`` (not inside parentheses or quotes)."""
+    return _split_top(expression, "|")
+
+
+def _split_top(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` where it stands outside parentheses and quotes."""
     parts, depth, quote, start = [], 0, False, 0
-    for i, ch in enumerate(expression):
+    for i, ch in enumerate(text):
         if ch == "'":
             quote = not quote
         elif not quote and ch == "(":
             depth += 1
         elif not quote and ch == ")":
             depth -= 1
-        elif not quote and depth == 0 and ch == "|":
-            parts.append(expression[start:i])
+        elif not quote and depth == 0 and ch == separator:
+            parts.append(text[start:i])
             start = i + 1
-    parts.append(expression[start:])
+    parts.append(text[start:])
     return parts
