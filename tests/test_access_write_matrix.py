@@ -1,6 +1,7 @@
-"""Who may write what, as a matrix over real HTTP: every principal (with write scopes) × every
-type × the record of an open patient, of a patient who blocks one professional, of a child with a
-representative, of a closed space — each create checked against ``may_create`` below, written
+"""Who may write what, as a matrix over real HTTP: every principal with write scopes × every type
+× the record of an open patient, of a patient who blocks one professional, of a child with a
+representative, of a closed space — creates checked against ``may_create``, and every world
+resource written back unchanged by every principal checked against ``may_update``, both written
 from docs/security.md independently of ``security/writes.py``."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from access_world import ThreadServer, World, running_world
+from access_world import ThreadServer, World, running_world, sees
 
 #: name → (sub, kind, who): every principal with write scopes.
 WRITERS = {
@@ -93,3 +94,35 @@ def test_creates_follow_the_rules(env, writer, rtype):
         r = writers[writer].post(f"/{rtype}", json=template(rtype, owner, sub))
         expected = 201 if may_create(writer, rtype, owner) else 403
         assert r.status_code == expected, f"{writer} creating {rtype} in {owner}'s record: {r.text[:300]}"
+
+
+def may_update(world: World, writer: str, item) -> int:
+    """The status of writing a world resource back unchanged, by the documented rules."""
+    _, kind, who = WRITERS[writer]
+    rtype = item.resource["resourceType"]
+    if kind == "system":
+        return 200
+    if not sees(world, writer, item):
+        return 404  # hidden: answered as for an id one may not write
+    if rtype in ("RelatedPerson", "Practitioner", "PractitionerRole", "Organization"):
+        return 403
+    if kind in ("patient", "related"):
+        return 200  # their own record, nothing changed
+    if rtype == "Patient":
+        return 403
+    if rtype == "Binary":
+        return 200 if world.items[item.context].author == who else 403
+    if rtype == "DocumentReference":
+        return 200 if item.author == who else 403
+    if rtype == "Appointment":
+        return 200 if who in item.participants else 403
+    return 403  # List without a source, Provenance: nobody's to change
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_updates_follow_the_rules(env, writer):
+    _, world, writers = env
+    for key, item in world.items.items():
+        body = writers["system"].get(key).json()  # as stored (a Binary as its JSON resource)
+        r = writers[writer].put(key, json=body)
+        assert r.status_code == may_update(world, writer, item), f"{writer} writing back {key}: {r.text[:300]}"
