@@ -19,12 +19,20 @@ from conftest import FHIR_JSON, ThreadServer
 
 from fhir_server.french.visibility import TRE_A07
 from fhir_server.security.devkeys import dev_private_key, issue_dev_token, thumbprint
-from fhir_server.security.space import closure_extension
+from fhir_server.security.space import SPACE_CLOSURE
 
 LABELS = ("MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX")
 DMP = {"Patient", "DocumentReference", "List", "Provenance"}
 DIRECTORY = {"Practitioner", "PractitionerRole", "Organization"}
 OPEN = ("alice", "bob", "dan")  # carol's space is closed
+
+
+def closure_extension(date: str, reason: str) -> dict:
+    """How a space is closed (docs/security.md): the Patient carries this extension."""
+    return {"url": SPACE_CLOSURE, "extension": [{"url": "date", "valueDateTime": date},
+                                                {"url": "reason", "valueString": reason}]}
+
+
 CLOSED = closure_extension("2026-01-02T10:00:00+01:00", "décès")
 
 

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from access_world import closure_extension
 from search_oracle import engine_search, oracle_search
 
 from fhir_server.app import create_app
 from fhir_server.config import SEARCH_PARAMETERS_ENV, load_settings
 from fhir_server.http.metadata import capability_statement
 from fhir_server.search import registry
-from fhir_server.security.space import SPACE_CLOSURE, closure_extension
+from fhir_server.security.space import SPACE_CLOSURE
 
 GROUPE = "https://example.org/fhir/StructureDefinition/groupe-sanguin"
 BLOOD_GROUP = {"resourceType": "SearchParameter", "url": "https://example.org/fhir/SearchParameter/groupe-sanguin",

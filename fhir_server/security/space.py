@@ -18,8 +18,3 @@ REFUSED_WHEN_CLOSED = frozenset({"DocumentReference", "Communication", "Appointm
 def closure(patient: dict) -> dict | None:
     """The closure extension of a Patient, or None while the space is open."""
     return next((e for e in patient.get("extension", ()) if e.get("url") == SPACE_CLOSURE), None)
-
-
-def closure_extension(date: str, reason: str) -> dict:
-    return {"url": SPACE_CLOSURE, "extension": [{"url": "date", "valueDateTime": date},
-                                                {"url": "reason", "valueString": reason}]}
