@@ -102,7 +102,7 @@ def _urn(n: int) -> str:
 
 def directory_entries() -> list[dict]:
     """An Organization, a Practitioner (the documents' author) and the PractitionerRole linking them:
-    a professional's access is resolved through their roles on every request."""
+    a professional's access is resolved through their roles (remembered for 2 s by the server)."""
     rng = random.Random(SEED)
     pro = DEMO_PROFESSIONALS[0]
     name, commune, area = DEMO_ORGANIZATIONS[pro.org]
@@ -140,8 +140,7 @@ def bearer(token: str) -> dict[str, str]:
 def audit_events(base: str, headers: dict[str, str], entity: str | None = None) -> int:
     """How many AuditEvents the server holds (``_summary=count``), or how many name ``entity``.
 
-    The count is itself traced (its hits are patient data), so counting all events twice finds more
-    the second time; events naming the read document are counted exactly.
+    Counting the trail leaves no trace, so the count is exact.
     """
     query = AUDIT_COUNT + (f"&entity={quote(entity, safe='/')}" if entity else "")
     return orjson.loads(http("GET", base + query, headers=headers)[2])["total"]

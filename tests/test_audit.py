@@ -118,3 +118,14 @@ def test_the_trail_pages_without_repeats(env, order):
     back = system.get(next(link["url"] for link in system.get(nxt).json()["link"]
                            if link["relation"] == "previous")).json()
     assert [e["resource"]["id"] for e in back["entry"]] == [e["resource"]["id"] for e in second["entry"]]
+
+
+def test_the_trail_of_one_patient_compartment(env):
+    _, _, clients = env
+    clients["drA"].get("/Patient/bob")
+    system = clients["system"]
+    inside = system.get("/Patient/alice/AuditEvent", params={"_count": 1000}).json()["entry"]
+    assert inside and all(any(x["what"]["reference"] == "Patient/alice" for x in e["resource"]["entity"])
+                          for e in inside)
+    counted = system.get("/Patient/alice/AuditEvent", params={"_summary": "count"}).json()["total"]
+    assert counted == len(_trail(system, patient="Patient/alice"))

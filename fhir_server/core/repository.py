@@ -348,7 +348,7 @@ class Repository:
             try:
                 return SearchResult(*trail.search_trail(self.store, self.access, params, self.local_base,
                                                         count=count, after=after, before=before,
-                                                        shown=self._shown()))
+                                                        shown=self._shown(), within=within))
             except BadPosition as e:
                 raise FhirError(400, "invalid", str(e)) from None
         plan = plan_search(resource_type, params, self.local_base)
@@ -382,7 +382,7 @@ class Repository:
         """How many current resources match a search (all of the type without parameters)."""
         self._require("s", check_type(resource_type), "search-type")
         if resource_type == "AuditEvent":
-            return trail.count_trail(self.store, self.access, list(params), self.local_base, self._shown())
+            return trail.count_trail(self.store, self.access, list(params), self.local_base, self._shown(), within)
         plan = plan_search(resource_type, list(params), self.local_base)
         return self.store.count(resource_type, restrict(self.access, resource_type, [*plan.clauses, *within]))
 

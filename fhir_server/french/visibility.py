@@ -14,8 +14,6 @@ TRE_A07_SYSTEMS = (TRE_A07, TRE_A07_TYPO)
 MASQUE_PS = "MASQUE_PS"  # hidden from professionals, except the document's author
 INVISIBLE_PATIENT = "INVISIBLE_PATIENT"  # hidden from the patient (and their representatives)
 INVISIBLE_REPRESENTANTS_LEGAUX = "INVISIBLE_REPRESENTANTS_LEGAUX"  # hidden from legal representatives
-#: The HL7 v2 MetaDMPMSS spelling of the last one.
-HL7V2_SPELLINGS = {"INVISIBLE_REP_LEGAUX": INVISIBLE_REPRESENTANTS_LEGAUX}
 
 #: The labels a patient (or representative) may set and remove on their own documents.
 PATIENT_SETTABLE = frozenset({MASQUE_PS, INVISIBLE_REPRESENTANTS_LEGAUX})

@@ -84,16 +84,11 @@ def references_of(resource: dict, params: tuple[str, ...], local_base: str | Non
     return out
 
 
-def composite_keys(kind: str, value, local_base: str | None) -> list[str]:
-    """The keys one component value is found by: each query form it may be written in."""
-    return composite.index_keys(kind, value, local_base)
-
-
 def _composite(param: SearchParam, element, local_base: str | None) -> Iterator[IndexEntry]:
     (first_kind, _), (second_kind, _) = param.components
     first_eval, second_eval = param.component_evaluators
-    firsts = {k for v in first_eval(element) for k in composite_keys(first_kind, v, local_base)}
-    seconds = {k for v in second_eval(element) for k in composite_keys(second_kind, v, local_base)}
+    firsts = {k for v in first_eval(element) for k in composite.index_keys(first_kind, v, local_base)}
+    seconds = {k for v in second_eval(element) for k in composite.index_keys(second_kind, v, local_base)}
     for a in sorted(firsts):
         for b in sorted(seconds):
             yield IndexEntry("composite", param.code, (a, b))

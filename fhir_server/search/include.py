@@ -22,10 +22,6 @@ SERVED = frozenset(SUPPORTED_TYPES)
 Narrow = Callable[[str, list[Clause]], list[Clause] | None]
 
 
-def _everything(resource_type: str, clauses: list[Clause]) -> list[Clause]:
-    return clauses
-
-
 @dataclass(frozen=True)
 class IncludeSpec:
     source_type: str
@@ -85,7 +81,7 @@ def _reverse(store: Store, narrow: Narrow, spec: IncludeSpec, frontier: list[Rec
 
 
 def included(store: Store, matches: list[Record], includes: list[IncludeSpec], revincludes: list[IncludeSpec],
-             cap: int, narrow: Narrow = _everything) -> tuple[list[Record], bool]:
+             cap: int, narrow: Narrow) -> tuple[list[Record], bool]:
     """Resources to add with ``search.mode=include``, and whether the cap cut the list short."""
     seen = {(r.type, r.id) for r in matches}
     out: list[Record] = []

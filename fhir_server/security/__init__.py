@@ -1,5 +1,5 @@
-"""Access control: SMART scopes, bearer-token verification and the development signing key.
-
-Pure building blocks with no HTTP in them, so the HTTP door (and later SMTP and MLLP) share one
-notion of who is asking and what their token lets them do.
+"""Access control (docs/security.md): who is asking (tokens, scopes, the development key, the
+Access resolved from them), what they may see and write (policy, writes, the space lifecycle),
+and the access traces (audit, trail). The core's Repository applies them, so every door — HTTP
+today, SMTP and MLLP later — obeys the same rules.
 """

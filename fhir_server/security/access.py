@@ -1,11 +1,9 @@
 """From a verified Principal to an Access: whose record a patient or representative acts in, and
-which references stand for a professional. Resolved per request against the store, so a
-guardianship ended or a role removed takes effect at once.
+which references stand for a professional, looked up in the store (the authenticator remembers
+the result briefly, and forgets it when this process writes a RelatedPerson or PractitionerRole).
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 from fhir_server.formats import json as fjson
 from fhir_server.french.visibility import LEGAL_REPRESENTATIVE_CODES
@@ -65,19 +63,13 @@ def _represented(store: Store, related_id: str, local_base: str | None) -> tuple
     return tuple(sorted(ref.partition("/")[2] for ref in patients if ref.startswith("Patient/")))
 
 
-@lru_cache(maxsize=4096)
-def _roles_of(practitioner_id: str) -> tuple[Match, ...]:
-    """The query for a practitioner's roles: the same tuple each time, so the store reuses its SQL."""
-    points = all_of(Compare("target_type", "=", "Practitioner"), Compare("target_id", "=", practitioner_id))
-    return (Match("reference", "practitioner", points),)
-
-
 def _actors(store: Store, resource_type: str, resource_id: str) -> tuple[str, ...]:
     """A professional as themself, their roles and the organisations of those roles."""
     if resource_type == "PractitionerRole":
         roles = [r for r in [store.read("PractitionerRole", resource_id)] if r is not None and not r.deleted]
     else:
-        roles = store.find("PractitionerRole", _roles_of(resource_id), limit=MAX_ROLES)
+        points = all_of(Compare("target_type", "=", "Practitioner"), Compare("target_id", "=", resource_id))
+        roles = store.find("PractitionerRole", [Match("reference", "practitioner", points)], limit=MAX_ROLES)
     actors = [f"{resource_type}/{resource_id}"]
     for record in roles:
         role = fjson.loads(record.body)

@@ -66,7 +66,7 @@ class AuditRecorder:
         """Trace access to ``records``, in the trail of each patient whose record they belong to.
 
         A successful read of a current resource is traced by reference: the store finds its
-        patients from the reference index when it writes the trace, beside the request threads.
+        patients from the reference index, in SQL, when it appends the batch.
         Writes, refusals and Binaries (whose patient is that of their security context) are
         resolved here. Directory data is nobody's record and leaves no trace; a refusal about
         something of no known patient is traced without one (system auditors see it).

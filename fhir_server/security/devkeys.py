@@ -1,7 +1,8 @@
 """The development signing key kept in the data directory, and the tokens ``mes token`` signs with it.
 
-``dev_private_key`` creates the key on first use; ``dev_public_key`` only reads it, so a server
-starting on a data directory trusts the key only once someone has deliberately made one there.
+``dev_private_key`` creates the key on first use (a server with auth on does so at start-up and
+trusts it, so that ``mes token`` on the same data directory works at once); ``dev_public_key``
+only reads it. The key is as protected as the database beside it (mode 0600).
 """
 
 from __future__ import annotations

@@ -74,7 +74,10 @@ class Access:
 
     @property
     def viewer(self) -> Viewer:
-        return Viewer(self.principal.kind, self.patients, self.actors, self.unrestricted)
+        viewer = self.memo.get("viewer")
+        if viewer is None:
+            viewer = self.memo["viewer"] = Viewer(self.principal.kind, self.patients, self.actors, self.unrestricted)
+        return viewer
 
 
 def denied(message: str) -> FhirError:

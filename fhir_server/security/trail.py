@@ -10,14 +10,16 @@ from collections.abc import Callable
 
 import orjson
 
+from fhir_server.core.errors import FhirError
 from fhir_server.core.resources import counting_number
-from fhir_server.search.conditions import Compare, Cond, any_of
+from fhir_server.search.conditions import All, Compare, Cond, any_of
 from fhir_server.search.parse import Occurrence, parse, unescape
 from fhir_server.search.plan import SearchPlan
 from fhir_server.search.values import date, reference, token
 from fhir_server.security.audit import CLIENT
 from fhir_server.security.policy import Access
 from fhir_server.store.base import BadPosition, Record, Store
+from fhir_server.store.query import Clause, Match
 
 EVENT_TYPE = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
               "display": "RESTful Operation"}
@@ -120,9 +122,10 @@ def newest_first(plan: SearchPlan) -> bool:
 
 
 def search_trail(store: Store, access: Access, params: list[tuple[str, str]], local_base: str | None, *,
-                 count: int, after: tuple | None, before: tuple | None, shown: Shown = None
-                 ) -> tuple[list[Record], list[tuple], SearchPlan]:
+                 count: int, after: tuple | None, before: tuple | None, shown: Shown = None,
+                 within: tuple[Clause, ...] = ()) -> tuple[list[Record], list[tuple], SearchPlan]:
     conds, plan = plan_trail(params, local_base, shown)
+    conds += [_compartment(clause) for clause in within]
     visible = visible_to(access)
     if visible is None:
         return [], [], plan
@@ -133,10 +136,21 @@ def search_trail(store: Store, access: Access, params: list[tuple[str, str]], lo
 
 
 def count_trail(store: Store, access: Access, params: list[tuple[str, str]], local_base: str | None,
-                shown: Shown = None) -> int:
+                shown: Shown = None, within: tuple[Clause, ...] = ()) -> int:
     conds, _ = plan_trail(params, local_base, shown)
+    conds += [_compartment(clause) for clause in within]
     visible = visible_to(access)
     return 0 if visible is None else store.count_traces([*visible, *conds])
+
+
+def _compartment(clause: Clause) -> Cond:
+    """A Patient compartment (``Patient/123/AuditEvent``) as a condition on the log's patient column."""
+    cond = clause.cond if isinstance(clause, Match) and clause.param == "patient" else None
+    parts = cond.parts if isinstance(cond, All) else ()
+    ids = [p.value for p in parts if isinstance(p, Compare) and p.column == "target_id"]
+    if len(ids) != 1:
+        raise FhirError(400, "not-supported", "AuditEvent is searched within a Patient compartment only")
+    return Compare("patient", "in", ids[0] if isinstance(ids[0], tuple) else (ids[0],))
 
 
 def _seq(position: tuple | None) -> int | None:

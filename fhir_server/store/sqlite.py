@@ -26,7 +26,6 @@ from fhir_server.store.sqlite_query import (
     best_driver,
     compiled_probes,
     key_ordered,
-    known_order,
     text_ordered,
     text_range,
 )
@@ -243,7 +242,7 @@ class SqliteStore:
         elif not sort and _common_text(conn, type_, driver):
             query = key_ordered(type_, clauses, sort, RECORD_COLUMNS, {id(driver)})
         else:
-            query = known_order(type_, clauses, sort, RECORD_COLUMNS)
+            query = key_ordered(type_, clauses, sort, RECORD_COLUMNS, set())
         position = before if before is not None else after
         outer, outer_args = "1", []
         if position is not None:
@@ -288,10 +287,9 @@ class SqliteStore:
     # -- access traces --------------------------------------------------------------------
 
     def append_traces(self, rows: list[tuple]) -> None:
-        """Append trace rows (``TRACE_INPUT`` order) in one transaction and one statement, so the
-        writer lets other threads run once per batch rather than once per row. The instants are
-        formatted, and a row without a patient gets the patients its resource references through
-        the given reference parameters, in SQL: that work runs beside the request threads."""
+        """Append trace rows (``TRACE_INPUT`` order) in one transaction and one statement. The
+        instants are formatted, and a row without a patient gets the patients its resource
+        references through the given reference parameters, in SQL rather than in Python."""
         with self.unit():
             self._writer.execute(APPEND_TRACES, (orjson.dumps(rows).decode(),))
 

@@ -261,23 +261,6 @@ def key_ordered(type_: str, clauses, sort: tuple[SortKey, ...], record_columns: 
                    (*sort_args, type_, *sql.args), tuple(k.descending for k in sort))
 
 
-_ORDERS: dict[tuple, tuple[tuple[Clause, ...], Ordered]] = {}
-
-
-def known_order(type_: str, clauses, sort: tuple[SortKey, ...], record_columns: str) -> Ordered:
-    """``key_ordered`` without demotion, remembered for a ``clauses`` tuple asked again (by identity,
-    kept alive with its entry): the access policy's lookups repeat the same shape on every request."""
-    if not isinstance(clauses, tuple):
-        return key_ordered(type_, clauses, sort, record_columns, set())
-    key = (id(clauses), type_, sort, record_columns)
-    known = _ORDERS.get(key)
-    if known is None or known[0] is not clauses:
-        if len(_ORDERS) >= 4096:
-            _ORDERS.clear()
-        known = _ORDERS[key] = (clauses, key_ordered(type_, clauses, sort, record_columns, set()))
-    return known[1]
-
-
 def text_range(driver: Clause | None) -> bool:
     """Whether ``driver`` is a text clause selecting one range of folded text (a prefix or a word)."""
     if not isinstance(driver, Match) or driver.kind != "string":
