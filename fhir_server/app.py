@@ -82,8 +82,8 @@ class FhirApp:
         try:
             if scope["path"] not in PUBLIC_PATHS:
                 access = self.state.authenticator.access(
-                    self.state.repository.store, header(request, "authorization"), header(request, "x-access-mode"),
-                    header(request, "x-access-reason"))
+                    self.state.repository.resolve_access, header(request, "authorization"),
+                    header(request, "x-access-mode"), header(request, "x-access-reason"))
                 scope["mes.access"] = access
                 if self.state.authenticator.enabled:  # auth off: nobody to trace (development only)
                     recorder = AuditRecorder(access, (scope.get("client") or (None,))[0])

@@ -20,9 +20,10 @@ from fhir_server.search.extract import index_entries
 from fhir_server.search.include import included
 from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
 from fhir_server.security import trail
-from fhir_server.security.access import INTERNAL, ROLE_TYPES, roles_changed
+from fhir_server.security.access import INTERNAL, ROLE_TYPES, resolve_access, roles_changed
 from fhir_server.security.audit import DENIED, AuditRecorder, require_traced
 from fhir_server.security.policy import Access, can_see, require, restrict
+from fhir_server.security.tokens import Principal
 from fhir_server.security.writes import check_write, patients_of, refuse_server_only
 from fhir_server.store.base import BadPosition, Record, Store, UnitOfWork, VersionConflict
 from fhir_server.store.query import Clause, IdIn
@@ -274,6 +275,11 @@ class Repository:
         self.local_base = local_base
         self.access = access
         self.recorder = recorder
+
+    def resolve_access(self, principal: Principal, mode: str | None = None, reason: str | None = None) -> Access:
+        """Who a verified principal acts as here (whom they represent, their roles): every door —
+        HTTP, and the SMTP and MLLP doors with their configured principals — asks the core."""
+        return resolve_access(self.store, principal, mode, reason, self.local_base)
 
     def acting_as(self, access: Access, recorder: AuditRecorder | None = None) -> Repository:
         return Repository(self.store, self.local_base, access, recorder)

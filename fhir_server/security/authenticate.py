@@ -13,18 +13,20 @@ import ipaddress
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote
 
 from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError
-from fhir_server.security.access import INTERNAL, generation, resolve_access
+from fhir_server.security.access import INTERNAL, generation
 from fhir_server.security.devkeys import dev_private_key
 from fhir_server.security.policy import Access
 from fhir_server.security.tokens import PURPOSES, Principal, TokenError, TokenVerifier, load_keys
-from fhir_server.store.base import Store
 
 log = logging.getLogger("mes")
+#: The core's turning of a verified principal into an Access (``Repository.resolve_access``).
+Resolve = Callable[[Principal, str | None, str | None], Access]
 CACHE_SIZE = 10_000
 #: Principals whose Access needs no store lookup (a patient's compartment is their own id; a system
 #: client's rights are its scopes): their Access is reused until the token expires.
@@ -69,11 +71,10 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.auth == "on"
         self._verifier = _verifier(settings) if self.enabled else None
-        self._base = settings.fhir_base
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._accesses: dict[tuple, tuple[Access, float, int]] = {}
 
-    def access(self, store: Store, authorization: str | None, mode: str | None, reason: str | None) -> Access:
+    def access(self, resolve: Resolve, authorization: str | None, mode: str | None, reason: str | None) -> Access:
         """The Access of a request, from its ``Authorization``, ``X-Access-Mode`` and ``X-Access-Reason``."""
         if not self.enabled:
             return INTERNAL
@@ -91,7 +92,7 @@ class Authenticator:
         if mode is not None and mode not in PURPOSES:
             raise FhirError(400, "invalid", f"X-Access-Mode must be one of {', '.join(sorted(PURPOSES))}")
         current = generation()
-        access = resolve_access(store, principal, mode, unquote(reason) if reason else None, self._base)
+        access = resolve(principal, mode, unquote(reason) if reason else None)
         if principal.kind not in SELF_CONTAINED:
             expires = min(expires, now + RESOLVED_TTL_S)
         _remember(self._accesses, key, (access, expires, current))
