@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import jwt
+import pytest
 from conftest import FHIR_JSON, ThreadServer
 
 from fhir_server.french.visibility import TRE_A07
@@ -175,4 +176,10 @@ def running_world(data_dir: Path) -> Iterator[tuple[ThreadServer, World, dict[st
         for c in clients.values():
             c.close()
 
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> Iterator[tuple[ThreadServer, World, dict[str, httpx.Client]]]:
+    """A fresh world per test module (the modules write into it); a plugin of conftest.py."""
+    with running_world(tmp_path_factory.mktemp("world")) as running:
+        yield running
 

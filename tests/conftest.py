@@ -21,6 +21,8 @@ from fhir_server.app import create_app
 from fhir_server.config import load_settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: The access-control world (tests/access_world.py) and its module-scoped ``env`` fixture.
+pytest_plugins = ["access_world"]
 FHIR_JSON = "application/fhir+json"
 
 

@@ -9,20 +9,18 @@ The expected answers come from ``access_world.sees``, written from docs/security
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
-from access_world import LABELS, PRINCIPALS, ThreadServer, World, build_world, running_world, sees
+from access_world import (
+    LABELS,
+    PRINCIPALS,
+    World,
+    build_world,
+    sees,
+)
 
 from fhir_server.french.visibility import TRE_A07
 from fhir_server.security.trail import CLIENT_IDS
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory) -> Iterator[tuple[ThreadServer, World, dict[str, httpx.Client]]]:
-    with running_world(tmp_path_factory.mktemp("access")) as running:
-        yield running
 
 
 def _ids(bundle: dict, mode: str = "match") -> set[str]:

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from access_world import CLOSED, ThreadServer, World, running_world
+from access_world import (
+    CLOSED,
+)
 
 from fhir_server.french.visibility import TRE_A07
 
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory) -> Iterator[tuple[ThreadServer, World, dict[str, httpx.Client]]]:
-    with running_world(tmp_path_factory.mktemp("review")) as running:
-        yield running
 
 
 def _trail(system: httpx.Client, **params: str) -> list[dict]:

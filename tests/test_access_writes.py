@@ -7,12 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx
 import jwt
 import pytest
-from access_world import ThreadServer, World, running_world
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fhir_server.app import create_app
@@ -22,11 +20,6 @@ from fhir_server.french.visibility import TRE_A07
 MASK = [{"op": "add", "path": "/securityLabel/-", "value": {"coding": [{"system": TRE_A07, "code": "MASQUE_PS"}]}}]
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory) -> Iterator[tuple[ThreadServer, World, dict[str, httpx.Client]]]:
-    with running_world(tmp_path_factory.mktemp("writes")) as running:
-        yield running
 
 
 def _doc_for(patient: str, author: str = "drA") -> dict:

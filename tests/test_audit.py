@@ -3,19 +3,10 @@ patient's trail, committed before the answer, listable by the patient, unalterab
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
-from access_world import ThreadServer, World, running_world
 
 from fhir_server.security.audit import DENIED
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory) -> Iterator[tuple[ThreadServer, World, dict[str, httpx.Client]]]:
-    with running_world(tmp_path_factory.mktemp("audit")) as running:
-        yield running
 
 
 def _trail(client: httpx.Client, **params: str) -> list[dict]:
