@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
-
-import orjson
 
 from fhir_server.search.conditions import Cond
 from fhir_server.store.base import BadPosition, QueryTooComplex, Record, VersionConflict
@@ -58,16 +58,11 @@ TRACE_ROW = ("low", "high", "patient", "agent", "subtype", "action", "outcome", 
 #: (or null: then the patients that resource ``type``/``id`` references through ``params``), the
 #: other columns, and that resource.
 TRACE_INPUT = ("ns", "patient", "agent", "subtype", "action", "outcome", "entities", "detail", "type", "id", "params")
-_INSTANT = "strftime('%Y-%m-%dT%H:%M:%S', {ns} / 1000000000, 'unixepoch') || printf('.%06dZ', {ns} / 1000 % 1000000)"
-APPEND_TRACES = (
-    f"INSERT INTO audit ({', '.join(TRACE_ROW)})"
-    f" SELECT {_INSTANT.format(ns='t.ns')}, {_INSTANT.format(ns='(t.ns + 1000)')}, coalesce(t.patient, x.target_id),"
-    " t.agent, t.subtype, t.action, t.outcome, t.entities, t.detail"
-    " FROM (SELECT " + ", ".join(f"value->>{i} AS {name}" for i, name in enumerate(TRACE_INPUT)) +
-    " FROM json_each(?)) t"
-    " LEFT JOIN idx_reference x INDEXED BY idx_reference_owner ON t.patient IS NULL AND x.type = t.type"
-    " AND x.id = t.id AND x.target_type = 'Patient' AND x.param IN (SELECT value FROM json_each(t.params))"
-    " ORDER BY t.ns")
+TRACE_INSERT = f"INSERT INTO audit ({', '.join(TRACE_ROW)}) VALUES ({', '.join('?' * len(TRACE_ROW))})"
+TRACE_PATIENTS = ("SELECT DISTINCT target_id FROM idx_reference INDEXED BY idx_reference_owner"
+                  " WHERE type = ? AND id = ? AND target_type = 'Patient' AND target_id IS NOT NULL"
+                  " AND param IN (SELECT value FROM json_each(?))")
+TRACE_TICK_NS = 1000  # a trace's instant is the microsecond it was taken: [low, low + 1 µs)
 
 
 
@@ -287,11 +282,21 @@ class SqliteStore:
     # -- access traces --------------------------------------------------------------------
 
     def append_traces(self, rows: list[tuple]) -> None:
-        """Append trace rows (``TRACE_INPUT`` order) in one transaction and one statement. The
-        instants are formatted, and a row without a patient gets the patients its resource
-        references through the given reference parameters, in SQL rather than in Python."""
+        """Append trace rows (``TRACE_INPUT`` order, oldest first) in one transaction. A row without
+        a patient gets the patients its resource references through the given reference
+        parameters, looked up once per resource of the batch (a hot document read by many
+        requests costs one lookup), or stays without a patient when it references none."""
         with self.unit():
-            self._writer.execute(APPEND_TRACES, (orjson.dumps(rows).decode(),))
+            whose: dict[tuple[str, str], list[str | None]] = {}
+            out = []
+            for ns, patient, *columns, type_, id_, params in rows:
+                patients: list[str | None] = [patient]
+                if patient is None and type_ is not None:
+                    patients = whose.get((type_, id_)) or whose.setdefault((type_, id_), [
+                        target for (target,) in self._writer.execute(TRACE_PATIENTS, (type_, id_, params))] or [None])
+                low, high = _instant(ns), _instant(ns + TRACE_TICK_NS)
+                out += [(low, high, p, *columns) for p in patients]
+            self._writer.executemany(TRACE_INSERT, out)
 
     def traces(self, conds: list[Cond], *, limit: int, newest_first: bool = False, after: int | None = None,
                before: int | None = None) -> list[tuple]:
@@ -354,6 +359,17 @@ class SqliteStore:
         for conn in [*self._readers, self._writer]:
             conn.close()
         self._readers.clear()
+
+
+def _instant(ns: int) -> str:
+    """``ns`` since the epoch as an index instant (UTC, microseconds, the date index's format)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return f"{_second(seconds)}.{rest // 1000:06d}Z"
+
+
+@lru_cache(maxsize=16)
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 class _Checkpointer:
