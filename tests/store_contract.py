@@ -143,6 +143,19 @@ class StoreContract:
         assert ids(store, [Has("DocumentReference", "subject", (IdIn(("doc",)),))]) == ["pat"]
         assert ids(store, [Has("DocumentReference", "subject", (IdIn(("other",)),))]) == []
 
+    def test_read_where_reads_and_checks_in_one(self, store):
+        put(store, "w1", 1, tokens=[token("A")])
+        put(store, "w2", 1, tokens=[token("A")])
+        with store.unit() as unit:
+            unit.delete("Patient", "w2", 2, last_updated=T2)
+        record, matches = store.read_where("Patient", "w1", tuple(by_token("urn:sys", "A")))
+        assert record.id == "w1" and matches
+        assert store.read_where("Patient", "w1", tuple(by_token("urn:sys", "B")))[1] is False
+        assert store.read_where("Patient", "w1", ())[1] is True
+        gone, matches = store.read_where("Patient", "w2", tuple(by_token("urn:sys", "A")))
+        assert gone.deleted and not matches  # a tombstone satisfies nothing
+        assert store.read_where("Patient", "nobody", ()) == (None, False)
+
     def test_find_pages_sorts_and_counts(self, store):
         for i in range(5):
             put(store, f"page{i}", 1, tokens=[token("paged"), IndexEntry("string", "family", (f"n{4 - i}", "x"))])

@@ -22,7 +22,7 @@ from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
 from fhir_server.security import trail
 from fhir_server.security.access import INTERNAL, ROLE_TYPES, resolve_access, roles_changed
 from fhir_server.security.audit import DENIED, AuditRecorder, require_traced
-from fhir_server.security.policy import Access, can_see, require, restrict
+from fhir_server.security.policy import Access, can_see, require, restrict, visibility
 from fhir_server.security.tokens import Principal
 from fhir_server.security.writes import check_write, patients_of, refuse_server_only
 from fhir_server.store.base import BadPosition, Record, Store, UnitOfWork, VersionConflict
@@ -309,16 +309,23 @@ class Repository:
         """Whether the principal may see ``record``; a refusal is traced in the record's patient's trail."""
         if can_see(self.access, record, self.store.satisfies):
             return True
-        self._trace(interaction, [record], refused=f"{record.type}/{record.id} is hidden from this principal")
+        self._refused(record, interaction)
         return False
+
+    def _refused(self, record: Record, interaction: str) -> None:
+        self._trace(interaction, [record], refused=f"{record.type}/{record.id} is hidden from this principal")
 
     def read(self, resource_type: str, resource_id: str) -> Record:
         check_type(resource_type)
         self._require("r", resource_type, "read", resource_id)
         if resource_type == "AuditEvent":
             return self._trace_record(resource_id)
-        record = self.store.read(resource_type, check_id(resource_id))
-        if record is None or not self._visible(record, "read"):
+        record, visible = self.store.read_where(resource_type, check_id(resource_id),
+                                                visibility(self.access, resource_type))
+        if record is None:
+            raise not_found(resource_type, resource_id)
+        if not visible:  # as can_see: a tombstone is hidden too, unless nothing is hidden from this principal
+            self._refused(record, "read")
             raise not_found(resource_type, resource_id)
         if record.deleted:
             raise gone(record)

@@ -96,6 +96,11 @@ class Store(Protocol):
         """Whether the current, live resource (type, id) satisfies every clause (a visibility check)."""
         ...
 
+    def read_where(self, type_: str, id_: str, clauses: Sequence[Clause]) -> tuple[Record | None, bool]:
+        """``read`` and ``satisfies`` in one lookup: the current version (or None) and whether it is
+        live and satisfies every clause (with no clause: whether it exists)."""
+        ...
+
     def count(self, type_: str, clauses: list[Clause]) -> int: ...
 
     def append_traces(self, rows: list[tuple]) -> None:

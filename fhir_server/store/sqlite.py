@@ -258,6 +258,16 @@ class SqliteStore:
     def satisfies(self, type_: str, id_: str, clauses: Sequence[Clause]) -> bool:
         return self.satisfies_on(self._reader(), type_, id_, clauses)
 
+    def read_where(self, type_: str, id_: str, clauses: Sequence[Clause]) -> tuple[Record | None, bool]:
+        if not clauses:
+            record = self.read(type_, id_)
+            return record, record is not None
+        where, args = compiled_probes(clauses if isinstance(clauses, tuple) else tuple(clauses))
+        row = _run(self._reader(), f"SELECT {RECORD_COLUMNS}, r.deleted = 0 AND {where}"
+                   " FROM resource r JOIN history h ON h.seq = r.seq WHERE r.type = ? AND r.id = ?",
+                   (*args, type_, id_)).fetchone()
+        return (_record(row[:7]), bool(row[7])) if row else (None, False)
+
     @staticmethod
     def find_on(conn: sqlite3.Connection, type_: str, clauses: list[Clause], *, limit: int,
                 sort: tuple[SortKey, ...] = ()) -> list[Record]:
