@@ -9,8 +9,9 @@ one per patient for writes and refusals.
 Traces are written on every read, so they must cost little: each is one compact row of the
 store's append-only trace log (who, whose, what, when, how), not an indexed resource; the
 AuditEvent is built from the row when someone reads it (``security/trail.py``). The traces of a
-turn of the event loop are appended in one statement and one transaction (group commit); a
-request answers only once its traces are committed.
+turn of the event loop are handed to the store together (group commit), which makes them
+durable at once and indexes them in bulk later (for SQLite: ``store/trace_journal.py``); a
+request answers only once its traces are durable.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
 
 import orjson
 
 from fhir_server.core.errors import FhirError
-from fhir_server.search.compartment import compartment_params
 from fhir_server.security.policy import DIRECTORY_TYPES, Access, require
 from fhir_server.security.writes import patients_of
 from fhir_server.store.base import Record, Store, UnitOfWork
@@ -42,15 +41,13 @@ Reader = Store | UnitOfWork
 
 @dataclass(frozen=True, slots=True)
 class Trace:
-    """One access to one patient's record (``patient`` None: we could not tell whose, or, with
-    ``resource``, the store finds it through that resource's references)."""
+    """One access to one patient's record (``patient`` None: we could not tell whose)."""
 
     interaction: str  # a restful-interaction code: read, search-type, create, delete…
     patient: str | None
     entities: tuple[str, ...]  # "Type/id" of what was read, found or written
     outcome: str = SUCCESS
     detail: str | None = None  # why it was refused
-    resource: tuple[str, str] | None = None  # (type, id) whose compartment references give the patient
 
 
 @dataclass
@@ -65,23 +62,16 @@ class AuditRecorder:
                 outcome: str = SUCCESS, detail: str | None = None) -> None:
         """Trace access to ``records``, in the trail of each patient whose record they belong to.
 
-        A successful read of a current resource is traced by reference: the store finds its
-        patients from the reference index, in SQL, when it appends the batch.
-        Writes, refusals and Binaries (whose patient is that of their security context) are
-        resolved here. Directory data is nobody's record and leaves no trace; a refusal about
-        something of no known patient is traced without one (system auditors see it).
+        Directory data is nobody's record and leaves no trace. A read of something of no known
+        patient, or a refusal about it, is traced without one (system auditors see it).
         """
         by_patient: dict[str | None, list[str]] = {}
         for record in records:
             if record.type in DIRECTORY_TYPES or record.deleted:
                 continue
-            key = f"{record.type}/{record.id}"
-            if outcome == SUCCESS and interaction in READS and record.type not in ("Binary", "Patient"):
-                self.traces.append(Trace(interaction, None, (key,), outcome, detail, (record.type, record.id)))
-                continue
-            patients = patients_of(reader, local_base, orjson.loads(record.body))
-            for patient in patients or ({None} if outcome != SUCCESS else ()):
-                by_patient.setdefault(patient, []).append(key)
+            patients = _whose(reader, local_base, record)
+            for patient in patients or ({None} if outcome != SUCCESS or interaction in READS else ()):
+                by_patient.setdefault(patient, []).append(f"{record.type}/{record.id}")
         self.add(interaction, by_patient, outcome, detail)
 
     def refused(self, interaction: str, entity: str, detail: str, patients: Iterable[str] = ()) -> None:
@@ -101,23 +91,35 @@ class AuditRecorder:
         plain = self.access.memo.get(key) or self.access.memo.setdefault(key, orjson.dumps(shared).decode())
         return [(ns, t.patient, agent, t.interaction, ACTIONS.get(t.interaction, "E"), t.outcome,
                  " " + " ".join(t.entities) + " ", plain if t.detail is None
-                 else orjson.dumps({**shared, "detail": t.detail}).decode(),
-                 *(t.resource or (None, None)), _links(t.resource[0]) if t.resource else "[]")
+                 else orjson.dumps({**shared, "detail": t.detail}).decode())
                 for t in self.traces]
 
 
-@cache
-def _links(resource_type: str) -> str:
-    """The reference parameters that put a ``resource_type`` in a patient's compartment, as JSON."""
-    return orjson.dumps(compartment_params(resource_type)).decode()
+#: Whose record each version of a resource belongs to: a version never changes, so neither does
+#: the answer (except for a Binary, which follows what its security context points to now).
+_WHOSE: dict[tuple[str, str, int, str | None], set[str]] = {}
+WHOSE_CACHE_SIZE = 8192
+
+
+def _whose(reader: Reader, local_base: str | None, record: Record) -> set[str]:
+    key = (record.type, record.id, record.version, local_base)
+    known = _WHOSE.get(key)
+    if known is None:
+        known = patients_of(reader, local_base, orjson.loads(record.body))
+        if record.type != "Binary":
+            if len(_WHOSE) >= WHOSE_CACHE_SIZE:
+                _WHOSE.clear()
+            _WHOSE[key] = known
+    return known
 
 
 class AuditTrail:
     """Group commit on the event loop: the traces of every request served in one turn of the loop
-    are appended together at the start of the next turn, then those requests may answer.
+    are handed to the store together at the start of the next turn (for SQLite: one ``write`` to
+    its journal), then those requests may answer.
 
-    No thread hand-off: the commit is short (one statement) and a thread would cost more in
-    wake-ups and GIL hand-overs than the commit itself (docs/benchmarks.md).
+    No thread hand-off: the hand-over is short and a thread would cost more in wake-ups and GIL
+    hand-overs than the work itself (docs/benchmarks.md).
     """
 
     def __init__(self, store: Store) -> None:

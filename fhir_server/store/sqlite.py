@@ -9,16 +9,20 @@ own connection per thread and run in parallel with the writer.
 
 from __future__ import annotations
 
+import calendar
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 
-from fhir_server.search.conditions import Cond
+import orjson
+
+from fhir_server.search.conditions import Compare, Cond
 from fhir_server.store.base import BadPosition, QueryTooComplex, Record, VersionConflict
 from fhir_server.store.query import INDEX_COLUMNS, Clause, IndexEntry, Match, SortKey
 from fhir_server.store.sqlite_query import (
@@ -29,6 +33,9 @@ from fhir_server.store.sqlite_query import (
     text_ordered,
     text_range,
 )
+from fhir_server.store.trace_journal import TraceJournal
+
+log = logging.getLogger("mes")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -43,27 +50,40 @@ CREATE TABLE IF NOT EXISTS resource (
     deleted INTEGER NOT NULL,
     PRIMARY KEY (type, id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    low TEXT NOT NULL, high TEXT NOT NULL,
-    patient TEXT, agent TEXT NOT NULL, subtype TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL,
-    entities TEXT NOT NULL, detail TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS trace_group (
+    gseq INTEGER PRIMARY KEY,
+    batch INTEGER NOT NULL,
+    patient TEXT,
+    traces TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_by_patient ON audit (patient, seq);
-CREATE INDEX IF NOT EXISTS audit_by_agent ON audit (agent, seq);
+CREATE INDEX IF NOT EXISTS trace_group_by_batch ON trace_group (batch);
+CREATE INDEX IF NOT EXISTS trace_group_by_patient ON trace_group (patient, batch);
+CREATE TABLE IF NOT EXISTS trace_group_agent (
+    agent TEXT NOT NULL, batch INTEGER NOT NULL, gseq INTEGER NOT NULL, PRIMARY KEY (agent, batch, gseq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trace_source (segment TEXT PRIMARY KEY, indexed INTEGER NOT NULL) WITHOUT ROWID;
 """
 #: The access-trace columns, as ``traces`` returns them after ``seq``.
 TRACE_ROW = ("low", "high", "patient", "agent", "subtype", "action", "outcome", "entities", "detail")
-#: What ``append_traces`` takes per row: the instant in nanoseconds since the epoch, the patient
-#: (or null: then the patients that resource ``type``/``id`` references through ``params``), the
-#: other columns, and that resource.
-TRACE_INPUT = ("ns", "patient", "agent", "subtype", "action", "outcome", "entities", "detail", "type", "id", "params")
-TRACE_INSERT = f"INSERT INTO audit ({', '.join(TRACE_ROW)}) VALUES ({', '.join('?' * len(TRACE_ROW))})"
-TRACE_PATIENTS = ("SELECT DISTINCT target_id FROM idx_reference INDEXED BY idx_reference_owner"
-                  " WHERE type = ? AND id = ? AND target_type = 'Patient' AND target_id IS NOT NULL"
-                  " AND param IN (SELECT value FROM json_each(?))")
+#: What ``append_traces`` takes per row: the instant in nanoseconds since the epoch, then the
+#: columns after ``high``.
+TRACE_INPUT = ("ns", "patient", "agent", "subtype", "action", "outcome", "entities", "detail")
 TRACE_TICK_NS = 1000  # a trace's instant is the microsecond it was taken: [low, low + 1 µs)
-
+#: Traces are indexed in batches (one journal read) and, within a batch, in groups: the traces of
+#: one patient share a row (a JSON array of ``GROUPED`` arrays) and one index entry per patient
+#: and per agent, which costs far less than an indexed row per trace. A trace's ``seq`` is its
+#: batch, shifted, plus its place in the batch: the order it was journalled in.
+BATCH_BITS = 20  # a batch (one READ_CHUNK of journal) holds far fewer traces than 2**20
+OLD_TRACES_PER_BATCH = 100_000
+GROUPED = ("place", "ns", "agent", "subtype", "action", "outcome", "entities", "detail")
+_INSTANT = ("strftime('%Y-%m-%dT%H:%M:%S', {ns} / 1000000000, 'unixepoch')"
+            " || printf('.%06dZ', {ns} / 1000 % 1000000)")
+#: The traces as rows with the ``TRACE_COLUMNS`` a condition may test, and their batch, from the
+#: groups ``g`` (joined with a driving table that gives ``batch`` in index order).
+TRACE_COLUMNS_SQL = (
+    f"(g.batch << {BATCH_BITS}) + (t.value->>0) AS seq, {_INSTANT.format(ns='(t.value->>1)')} AS low,"
+    f" {_INSTANT.format(ns=f'((t.value->>1) + {TRACE_TICK_NS})')} AS high, g.patient AS patient, "
+    + ", ".join(f"t.value->>{i} AS {name}" for i, name in enumerate(GROUPED) if i > 1))
 
 
 #: Lookup index column order where it differs from the table's: the most selective value first
@@ -198,7 +218,10 @@ class SqliteStore:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
-        self._checkpointer = _Checkpointer(path, synchronous)
+        self._journal = TraceJournal(path.with_name(path.name + "-traces"))
+        self._indexing = threading.Lock()
+        self._regroup_old_traces()
+        self._housekeeper = _Housekeeper(path, synchronous, self._index_traces)
 
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -292,43 +315,84 @@ class SqliteStore:
     # -- access traces --------------------------------------------------------------------
 
     def append_traces(self, rows: list[tuple]) -> None:
-        """Append trace rows (``TRACE_INPUT`` order, oldest first) in one transaction. A row without
-        a patient gets the patients its resource references through the given reference
-        parameters, looked up once per resource of the batch (a hot document read by many
-        requests costs one lookup), or stays without a patient when it references none."""
+        """Journal trace rows (``TRACE_INPUT`` order, oldest first): durable once this returns, indexed
+        in bulk later (``store/trace_journal.py``)."""
+        self._journal.append(rows)
+
+    def _index_traces(self) -> None:
+        """Move every journal segment's unindexed traces into the trace groups, each batch in one
+        transaction with the offset reached; delete the segments nobody writes any more."""
+        with self._indexing:
+            for segment in self._journal.segments():
+                offset = self._indexed(self._reader(), segment)
+                for batch in self._journal.read(segment, offset):
+                    with self.unit():
+                        if self._indexed(self._writer, segment) != offset:
+                            break  # another process indexed this part meanwhile: read on from its offset next time
+                        self._insert_groups(batch.rows)
+                        self._writer.execute("INSERT OR REPLACE INTO trace_source VALUES (?, ?)", (segment, batch.end))
+                    offset = batch.end
+                if self._journal.finished(segment, offset):
+                    self._journal.remove(segment)  # first: a segment must never be read again from offset 0
+                    with self.unit():
+                        self._writer.execute("DELETE FROM trace_source WHERE segment = ?", (segment,))
+
+    def _insert_groups(self, rows: list[tuple]) -> None:
+        """One new batch of ``rows`` (oldest first), in one group per patient."""
+        batch = self._writer.execute("SELECT coalesce(max(batch), 0) + 1 FROM trace_group").fetchone()[0]
+        by_patient: dict[str | None, list[tuple]] = {}
+        for place, (ns, patient, *columns) in enumerate(rows):
+            by_patient.setdefault(patient, []).append((place, ns, *columns))
+        for patient, traces in by_patient.items():
+            gseq = self._writer.execute("INSERT INTO trace_group (batch, patient, traces) VALUES (?, ?, ?)",
+                                        (batch, patient, orjson.dumps(traces).decode())).lastrowid
+            self._writer.executemany("INSERT OR IGNORE INTO trace_group_agent VALUES (?, ?, ?)",
+                                     [(agent, batch, gseq) for agent in {t[2] for t in traces}])
+
+    def _regroup_old_traces(self) -> None:
+        """Data directories of earlier versions keep one ``audit`` row per trace: regroup them."""
+        if not self._writer.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").fetchone():
+            return
         with self.unit():
-            whose: dict[tuple[str, str], list[str | None]] = {}
-            out = []
-            for ns, patient, *columns, type_, id_, params in rows:
-                patients: list[str | None] = [patient]
-                if patient is None and type_ is not None:
-                    patients = whose.get((type_, id_)) or whose.setdefault((type_, id_), [
-                        target for (target,) in self._writer.execute(TRACE_PATIENTS, (type_, id_, params))] or [None])
-                low, high = _instant(ns), _instant(ns + TRACE_TICK_NS)
-                out += [(low, high, p, *columns) for p in patients]
-            self._writer.executemany(TRACE_INSERT, out)
+            rows = self._writer.execute("SELECT low, patient, agent, subtype, action, outcome, entities, detail"
+                                        " FROM audit ORDER BY seq").fetchall()
+            for start in range(0, len(rows), OLD_TRACES_PER_BATCH):
+                self._insert_groups([(_ns(low), *rest) for low, *rest in rows[start:start + OLD_TRACES_PER_BATCH]])
+            self._writer.execute("DROP TABLE audit")
+
+    @staticmethod
+    def _indexed(conn: sqlite3.Connection, segment: str) -> int:
+        row = conn.execute("SELECT indexed FROM trace_source WHERE segment = ?", (segment,)).fetchone()
+        return row[0] if row else 0
 
     def traces(self, conds: list[Cond], *, limit: int, newest_first: bool = False, after: int | None = None,
                before: int | None = None) -> list[tuple]:
         """Trace rows (``seq`` then ``TRACE_ROW``) satisfying every condition, in ``seq`` order (or the
         reverse), strictly after (or before) a ``seq`` of an earlier page."""
+        self._index_traces()
         sql = SqlBuilder()
         where = [sql.cond(c, "a", "trace") for c in conds]
         flip = before is not None
-        if after is not None or before is not None:
-            forward = (after is not None) != newest_first
+        position = after if after is not None else before
+        forward = (after is not None) != newest_first
+        if position is not None:
             where.append(f"a.seq {'>' if forward else '<'} ?")
-            sql.args.append(after if after is not None else before)
-        descending = newest_first != flip
+            sql.args.append(position)
+        groups = _trace_groups(conds, position, forward)
+        descending = "DESC" if newest_first != flip else "ASC"
         rows = self._reader().execute(
-            f"SELECT seq, {', '.join(TRACE_ROW)} FROM audit a WHERE {' AND '.join(where) or '1'}"
-            f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT ?", [*sql.args, limit]).fetchall()
+            f"SELECT seq, {', '.join(TRACE_ROW)} FROM ({groups.sql}) a"
+            f" WHERE {' AND '.join(where) or '1'} ORDER BY a.batch {descending}, a.seq {descending} LIMIT ?",
+            [*groups.args, *sql.args, limit]).fetchall()
         return rows[::-1] if flip else rows
 
     def count_traces(self, conds: list[Cond]) -> int:
+        self._index_traces()
         sql = SqlBuilder()
         where = " AND ".join(sql.cond(c, "a", "trace") for c in conds) or "1"
-        return self._reader().execute(f"SELECT count(*) FROM audit a WHERE {where}", sql.args).fetchone()[0]
+        groups = _trace_groups(conds, None, True)
+        return self._reader().execute(f"SELECT count(*) FROM ({groups.sql}) a WHERE {where}",
+                                      [*groups.args, *sql.args]).fetchone()[0]
 
     def count(self, type_: str, clauses: list[Clause]) -> int:
         sql = SqlBuilder()
@@ -365,35 +429,75 @@ class SqliteStore:
         return [(row[0], _record(row[1:])) for row in rows]
 
     def close(self) -> None:
-        self._checkpointer.stop()
+        self._housekeeper.stop()
+        self._journal.close()
+        self._index_traces()
         for conn in [*self._readers, self._writer]:
             conn.close()
         self._readers.clear()
 
 
-def _instant(ns: int) -> str:
-    """``ns`` since the epoch as an index instant (UTC, microseconds, the date index's format)."""
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return f"{_second(seconds)}.{rest // 1000:06d}Z"
+def _ns(instant: str) -> int:
+    """An index instant (``2026-03-01T10:00:00.250000Z``) in nanoseconds since the epoch."""
+    seconds = calendar.timegm(time.strptime(instant[:19], "%Y-%m-%dT%H:%M:%S"))
+    return seconds * 1_000_000_000 + int(instant[20:26]) * 1000
 
 
-@lru_cache(maxsize=16)
-def _second(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+@dataclass
+class _TraceGroups:
+    sql: str
+    args: list
 
 
-class _Checkpointer:
-    """Copies the WAL back into the database file in the background (``PASSIVE``: never waits for
-    readers or blocks the writer), so a commit never stalls on a large checkpoint."""
+def _trace_groups(conds: list[Cond], position: int | None, forward: bool) -> _TraceGroups:
+    """The traces of the groups worth opening, with their batch from an index that lists them in
+    batch order (so a page stops early): the patient's groups, else the agent's, else all; only
+    the batch holding a given ``seq``, or those from a page position on. The conditions still
+    test each trace."""
+    where, args = [], []
+    driver = "trace_group g"
+    for cond in conds:
+        if not (isinstance(cond, Compare) and cond.op in ("=", "in")):
+            continue
+        values = cond.value if cond.op == "in" else (cond.value,)
+        marks = ",".join("?" * len(values))
+        if cond.column == "patient" and None not in values:
+            where.append(f"g.patient IN ({marks})")
+        elif cond.column == "agent" and driver == "trace_group g":
+            driver = "trace_group_agent d JOIN trace_group g ON g.gseq = d.gseq"
+            where.append(f"d.agent IN ({marks})")
+        elif cond.column == "seq":
+            where.append(f"g.batch IN ({marks})")
+            values = tuple(v >> BATCH_BITS for v in values)
+        else:
+            continue
+        args += values
+    batch = "d.batch" if driver != "trace_group g" else "g.batch"
+    if position is not None:
+        where.append(f"{batch} {'>=' if forward else '<='} ?")
+        args.append(position >> BATCH_BITS)
+    return _TraceGroups(f"SELECT {TRACE_COLUMNS_SQL}, {batch} AS batch FROM {driver}, json_each(g.traces) t"
+                        f" WHERE {' AND '.join(where) or '1'}", args)
 
-    def __init__(self, path: Path, synchronous: str) -> None:
+
+class _Housekeeper:
+    """In the background, every ``CHECKPOINT_EVERY_S``: indexes the journalled access traces, then
+    copies the WAL back into the database file (``PASSIVE``: never waits for readers or blocks the
+    writer), so a commit never stalls on a large checkpoint."""
+
+    def __init__(self, path: Path, synchronous: str, index_traces: Callable[[], None]) -> None:
         self._conn = _connect(path, synchronous)
+        self._index_traces = index_traces
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="sqlite-housekeeper", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(CHECKPOINT_EVERY_S):
+            try:
+                self._index_traces()
+            except (sqlite3.Error, OSError):  # the next round, or the next query of the traces, tries again
+                log.exception("could not index the access-trace journal")
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:  # busy or closing: the next round tries again
