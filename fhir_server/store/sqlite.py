@@ -127,9 +127,17 @@ CACHE_KIB = 256 * 1024  # page cache per connection (SQLite's default is 2 MiB)
 #: CHECKPOINT_EVERY_S, so no request pays for it; a committing connection checkpoints itself only
 #: if the WAL still grows past this many pages (the thread could not keep up).
 CHECKPOINT_EVERY_S = 0.5
+#: Prepared statements kept per connection: parameter and type names are written into the SQL
+#: (sqlite_query.SqlBuilder.name), so searches on different parameters are different statements.
+STATEMENT_CACHE = 512
 SAFETY_CHECKPOINT_PAGES = 50_000
 
 RECORD_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.body, h.method"
+#: One resource row ``r`` tested against probes (``compiled_probes`` fills in ``{where}``).
+SATISFIES = "SELECT 1 FROM resource r WHERE r.type = ? AND r.id = ? AND r.deleted = 0 AND {where}"
+#: The same, reading the current version too (the test's arguments come first).
+READ_WHERE = (f"SELECT {RECORD_COLUMNS}, r.deleted = 0 AND {{where}}"
+              " FROM resource r JOIN history h ON h.seq = r.seq WHERE r.type = ? AND r.id = ?")
 
 
 def _run(conn: sqlite3.Connection, sql: str, args) -> sqlite3.Cursor:
@@ -147,7 +155,8 @@ def _record(row: tuple) -> Record:
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30,
+                           cached_statements=STATEMENT_CACHE)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -274,9 +283,8 @@ class SqliteStore:
 
     @staticmethod
     def satisfies_on(conn: sqlite3.Connection, type_: str, id_: str, clauses: Sequence[Clause]) -> bool:
-        where, args = compiled_probes(clauses if isinstance(clauses, tuple) else tuple(clauses))
-        return _run(conn, f"SELECT 1 FROM resource r WHERE r.type = ? AND r.id = ? AND r.deleted = 0 AND {where}",
-                    (type_, id_, *args)).fetchone() is not None
+        sql, args = compiled_probes(clauses if isinstance(clauses, tuple) else tuple(clauses), SATISFIES)
+        return _run(conn, sql, (type_, id_, *args)).fetchone() is not None
 
     def satisfies(self, type_: str, id_: str, clauses: Sequence[Clause]) -> bool:
         return self.satisfies_on(self._reader(), type_, id_, clauses)
@@ -285,10 +293,8 @@ class SqliteStore:
         if not clauses:
             record = self.read(type_, id_)
             return record, record is not None
-        where, args = compiled_probes(clauses if isinstance(clauses, tuple) else tuple(clauses))
-        row = _run(self._reader(), f"SELECT {RECORD_COLUMNS}, r.deleted = 0 AND {where}"
-                   " FROM resource r JOIN history h ON h.seq = r.seq WHERE r.type = ? AND r.id = ?",
-                   (*args, type_, id_)).fetchone()
+        sql, args = compiled_probes(clauses if isinstance(clauses, tuple) else tuple(clauses), READ_WHERE)
+        row = _run(self._reader(), sql, (*args, type_, id_)).fetchone()
         return (_record(row[:7]), bool(row[7])) if row else (None, False)
 
     @staticmethod

@@ -8,6 +8,7 @@ and ``_has`` nest the same shape with a fresh alias.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -107,6 +108,10 @@ class SqlBuilder:
         if isinstance(clause, Negate):
             return f"NOT ({self.clause(clause.clause, resource)})"
         if isinstance(clause, Either):
+            if _same_chain(clause.clauses):  # subject or author leading to the same kind of patient: one probe
+                return self._chain_probe(clause.clauses[0], resource, tuple(c.param for c in clause.clauses))
+            if _one_table(clause.clauses):  # e.g. one of several authors, or a label in either of two params
+                return self._probe_any(clause.clauses, resource)
             return "(" + " OR ".join(self.clause(c, resource) for c in clause.clauses) + ")"
         if isinstance(clause, Chain):
             return self._chain_probe(clause, resource) if probe else self._chain_seek(clause, resource)
@@ -125,46 +130,69 @@ class SqlBuilder:
                              f" INDEXED BY idx_{clause.kind}_owner"
                              f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id")
 
+    def _probe_any(self, matches: tuple[Match, ...], resource: str) -> str:
+        """One probe of one index table for matches of which any will do."""
+        entry = self.alias("x")
+        kind = matches[0].kind
+        params = ", ".join(self.name(p) for p in dict.fromkeys(m.param for m in matches))
+        conds = [m.cond for m in matches]
+        cond = "" if None in conds else " AND (" + " OR ".join(
+            self.cond(c, entry, kind) for c in dict.fromkeys(conds)) + ")"
+        return (f"EXISTS (SELECT 1 FROM idx_{kind} {entry} INDEXED BY idx_{kind}_owner"
+                f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id"
+                f" AND {entry}.param IN ({params}){cond})")
+
     def _entries(self, clause: Match, entry: str, head: str) -> str:
         """``head`` (a sub-select over one index table) narrowed to the clause's parameter and condition."""
-        self.args.append(clause.param)
-        sql = f"{head} AND {entry}.param = ?"
+        sql = f"{head} AND {entry}.param = {self.name(clause.param)}"
         if clause.cond is not None:
             sql += f" AND {self.cond(clause.cond, entry, clause.kind)}"
         return sql + ")"
 
     def _chain_seek(self, clause: Chain, resource: str) -> str:
         entry, target = self.alias("x"), self.alias("r")
-        self.args.extend([clause.param, clause.target_type, clause.target_type])
+        param, target_type = self.name(clause.param), self.name(clause.target_type)
         inner = self.clauses(clause.clauses, target)
         return (f"{resource}.id IN (SELECT {entry}.id FROM idx_reference {entry}"
-                f" WHERE {entry}.type = {resource}.type AND {entry}.param = ? AND {entry}.target_type = ?"
-                f" AND {entry}.target_id IN (SELECT {target}.id FROM resource {target}"
-                f" WHERE {target}.type = ? AND {target}.deleted = 0 AND {inner}))")
+                f" WHERE {entry}.type = {resource}.type AND {entry}.param = {param}"
+                f" AND {entry}.target_type = {target_type} AND {entry}.target_id IN (SELECT {target}.id"
+                f" FROM resource {target} WHERE {target}.type = {target_type} AND {target}.deleted = 0 AND {inner}))")
 
-    def _chain_probe(self, clause: Chain, resource: str) -> str:
+    def _chain_probe(self, clause: Chain, resource: str, params: tuple[str, ...] = ()) -> str:
+        """The resource references, through ``clause.param`` (or any of ``params``), a live target
+        satisfying the chain's clauses."""
         entry = self.alias("x")
-        self.args.extend([clause.param, clause.target_type])
+        names = ", ".join(self.name(p) for p in params or (clause.param,))
+        target_type = self.name(clause.target_type)
         target = self._live(clause.target_type, f"{entry}.target_id", clause.clauses)
         return (f"EXISTS (SELECT 1 FROM idx_reference {entry} INDEXED BY idx_reference_owner"
-                f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?"
-                f" AND {entry}.target_type = ? AND {target})")
+                f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param IN ({names})"
+                f" AND {entry}.target_type = {target_type} AND {target})")
 
     def _has_probe(self, clause: Has, resource: str) -> str:
         entry = self.alias("x")
-        self.args.extend([clause.source_type, clause.param])
+        source_type, param = self.name(clause.source_type), self.name(clause.param)
         source = self._live(clause.source_type, f"{entry}.id", clause.clauses)
         return (f"EXISTS (SELECT 1 FROM idx_reference {entry} INDEXED BY idx_reference_by_value"
-                f" WHERE {entry}.type = ? AND {entry}.param = ? AND {entry}.target_id = {resource}.id"
+                f" WHERE {entry}.type = {source_type} AND {entry}.param = {param} AND {entry}.target_id = {resource}.id"
                 f" AND {entry}.target_type = {resource}.type AND {source})")
 
     def _live(self, resource_type: str, id_expression: str, clauses) -> str:
         """A current resource of the type with that id exists and satisfies ``clauses`` (as probes)."""
         alias = self.alias("r")
-        self.args.append(resource_type)
+        type_literal = self.name(resource_type)
         inner = self.probes(clauses, alias)
-        return (f"EXISTS (SELECT 1 FROM resource {alias} WHERE {alias}.type = ? AND {alias}.id = {id_expression}"
-                f" AND {alias}.deleted = 0 AND {inner})")
+        return (f"EXISTS (SELECT 1 FROM resource {alias} WHERE {alias}.type = {type_literal}"
+                f" AND {alias}.id = {id_expression} AND {alias}.deleted = 0 AND {inner})")
+
+    def name(self, value: str) -> str:
+        """A parameter or type name as an SQL literal: names come from the definitions, a bounded
+        set, so they shape the statement rather than take a bound argument each time (binding
+        costs more than the probe it narrows). Anything else stays a bound argument."""
+        if NAME.fullmatch(value):
+            return f"'{value}'"
+        self.args.append(value)
+        return "?"
 
     # -- ordering -------------------------------------------------------------------------
 
@@ -178,27 +206,49 @@ class SqlBuilder:
                   "number": "value", "quantity": "value", "reference": "target_id", "uri": "uri"}[key.kind]
         aggregate = "max" if key.descending else "min"
         entry = self.alias("s")
-        self.args.append(key.param)
         return (f"(SELECT {aggregate}({entry}.{column}) FROM idx_{key.kind} {entry} INDEXED BY idx_{key.kind}_owner"
-                f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id AND {entry}.param = ?)")
+                f" WHERE {entry}.type = {resource}.type AND {entry}.id = {resource}.id"
+                f" AND {entry}.param = {self.name(key.param)})")
 
 
-_PROBES: dict[int, tuple[tuple[Clause, ...], str, tuple]] = {}
+#: What a parameter or resource type name may look like to be written into SQL as a literal.
+NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}", re.ASCII)
 
 
-def compiled_probes(clauses: tuple[Clause, ...], resource: str = "r") -> tuple[str, tuple]:
-    """SQL testing one known resource row against every clause (all probes), and its arguments.
+def _same_chain(clauses: tuple[Clause, ...]) -> bool:
+    """Chains through different parameters to the same type with the same clauses."""
+    first = clauses[0] if clauses else None
+    return isinstance(first, Chain) and len(clauses) > 1 and all(
+        isinstance(c, Chain) and c.target_type == first.target_type and c.clauses == first.clauses for c in clauses)
+
+
+def _one_table(clauses: tuple[Clause, ...]) -> bool:
+    """Matches on one index table that one probe can test: the same condition through several
+    parameters, or several conditions on one parameter."""
+    if len(clauses) < 2 or not all(isinstance(c, Match) for c in clauses):
+        return False
+    kinds = {c.kind for c in clauses}
+    return len(kinds) == 1 and (len({c.param for c in clauses}) == 1 or len({c.cond for c in clauses}) == 1)
+
+
+_PROBES: dict[tuple[int, str], tuple[tuple[Clause, ...], str, tuple]] = {}
+
+
+def compiled_probes(clauses: tuple[Clause, ...], statement: str = "{where}") -> tuple[str, tuple]:
+    """``statement`` with ``{where}`` replaced by SQL testing one known resource row ``r`` against
+    every clause (all probes), and the arguments of that SQL.
 
     Remembered by the identity of the ``clauses`` tuple (kept alive with its entry): the access
     policy hands the same tuple for one principal and type, and building the SQL text, or even
     hashing a deep clause tree, costs more than running the query.
     """
-    known = _PROBES.get(id(clauses))
+    key = (id(clauses), statement)
+    known = _PROBES.get(key)
     if known is None or known[0] is not clauses:
         if len(_PROBES) >= 4096:
             _PROBES.clear()
         sql = SqlBuilder()
-        known = _PROBES[id(clauses)] = (clauses, sql.probes(clauses, resource), tuple(sql.args))
+        known = _PROBES[key] = (clauses, statement.format(where=sql.probes(clauses, "r")), tuple(sql.args))
     return known[1], known[2]
 
 
