@@ -13,6 +13,7 @@ from conftest import ProcessServer, patient
 from fhir_server.search.conditions import Compare
 from fhir_server.security.devkeys import issue_dev_token
 from fhir_server.store.sqlite import SqliteStore
+from fhir_server.store.trace_journal import encode
 
 
 def _row(ns: int, patient_id: str | None, agent: str = "Practitioner/a", entity: str = "DocumentReference/d") -> tuple:
@@ -63,9 +64,11 @@ def test_a_torn_line_left_by_a_dead_writer_is_skipped_not_fatal(tmp_path):
     path = tmp_path / "db.sqlite3"
     store = SqliteStore(path)
     journal = path.with_name(path.name + "-traces")
-    good = b'[7000000000,"p9","Patient/p9","read","R","0"," Patient/p9 ","{}"]\n'
-    (journal / "00000000000000000001-1.jsonl").write_bytes(good + b'[8000000000,"p9","Pat')  # power loss mid-line
-    assert store.count_traces([Compare("patient", "in", ("p9",))]) == 1
+    good = encode(_row(7_000_000_000, "p9", agent="Patient/p9", entity="Patient/p9")) + b"\n"
+    glued = b'"p' + encode(_row(7_500_000_000, "p9")) + b"\n"  # a full disk tore a line inside its patient
+    torn = encode(_row(8_000_000_000, "p9"))[:30]
+    (journal / "00000000000000000001-1.jsonl").write_bytes(good + glued + good + torn)  # power loss mid-line
+    assert store.count_traces([Compare("patient", "in", ("p9",))]) == 2
     assert "00000000000000000001-1.jsonl" not in _segments(path)
     store.close()
 

@@ -33,7 +33,7 @@ from fhir_server.store.sqlite_query import (
     text_ordered,
     text_range,
 )
-from fhir_server.store.trace_journal import TraceJournal
+from fhir_server.store.trace_journal import Line, TraceJournal, encode
 
 log = logging.getLogger("mes")
 
@@ -335,7 +335,7 @@ class SqliteStore:
                     with self.unit():
                         if self._indexed(self._writer, segment) != offset:
                             break  # another process indexed this part meanwhile: read on from its offset next time
-                        self._insert_groups(batch.rows)
+                        self._insert_groups(batch.lines)
                         self._writer.execute("INSERT OR REPLACE INTO trace_source VALUES (?, ?)", (segment, batch.end))
                     offset = batch.end
                 if self._journal.finished(segment, offset):
@@ -343,17 +343,25 @@ class SqliteStore:
                     with self.unit():
                         self._writer.execute("DELETE FROM trace_source WHERE segment = ?", (segment,))
 
-    def _insert_groups(self, rows: list[tuple]) -> None:
-        """One new batch of ``rows`` (oldest first), in one group per patient."""
+    def _insert_groups(self, lines: list[Line]) -> None:
+        """One new batch of journal ``lines`` (oldest first), in one group per patient. The traces
+        are copied as journalled, each prefixed with its place in the batch."""
         batch = self._writer.execute("SELECT coalesce(max(batch), 0) + 1 FROM trace_group").fetchone()[0]
-        by_patient: dict[str | None, list[tuple]] = {}
-        for place, (ns, patient, *columns) in enumerate(rows):
-            by_patient.setdefault(patient, []).append((place, ns, *columns))
-        for patient, traces in by_patient.items():
+        groups: dict[bytes, tuple[list[bytes], set[bytes]]] = {}
+        for place, line in enumerate(lines):
+            traces, agents = groups.setdefault(line.patient, ([], set()))
+            traces.append(b"[%d,%s" % (place, line.trace[1:]))
+            agents.add(line.agent)
+        for patient, (traces, agents) in groups.items():
+            try:
+                whose, who = orjson.loads(patient), [orjson.loads(agent) for agent in agents]
+            except orjson.JSONDecodeError:
+                log.warning("access-trace journal: skipping %d traces of a line torn by a full disk", len(traces))
+                continue
             gseq = self._writer.execute("INSERT INTO trace_group (batch, patient, traces) VALUES (?, ?, ?)",
-                                        (batch, patient, orjson.dumps(traces).decode())).lastrowid
+                                        (batch, whose, (b"[" + b",".join(traces) + b"]").decode())).lastrowid
             self._writer.executemany("INSERT OR IGNORE INTO trace_group_agent VALUES (?, ?, ?)",
-                                     [(agent, batch, gseq) for agent in {t[2] for t in traces}])
+                                     [(agent, batch, gseq) for agent in who])
 
     def _regroup_old_traces(self) -> None:
         """Data directories of earlier versions keep one ``audit`` row per trace: regroup them."""
@@ -363,7 +371,8 @@ class SqliteStore:
             rows = self._writer.execute("SELECT low, patient, agent, subtype, action, outcome, entities, detail"
                                         " FROM audit ORDER BY seq").fetchall()
             for start in range(0, len(rows), OLD_TRACES_PER_BATCH):
-                self._insert_groups([(_ns(low), *rest) for low, *rest in rows[start:start + OLD_TRACES_PER_BATCH]])
+                self._insert_groups([Line(*encode((_ns(low), *rest)).split(b"\t"))
+                                     for low, *rest in rows[start:start + OLD_TRACES_PER_BATCH]])
             self._writer.execute("DROP TABLE audit")
 
     @staticmethod

@@ -10,6 +10,10 @@ The store moves the journal into its indexed trace table in bulk, in the backgro
 any query of the traces, recording in the same transaction how far it read each segment: a
 trace is indexed exactly once, even after a crash. A segment is deleted once it is fully indexed
 and no process writes to it any more (its writer holds an exclusive ``flock`` on it).
+
+A line is ``<patient>\t<agent>\t<trace>``, each a JSON value (a JSON text holds no raw tab or
+newline): the indexer groups lines by patient and agent without parsing the traces, which it
+copies into its groups as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -32,12 +37,20 @@ SUFFIX = ".jsonl"
 READ_CHUNK = 1 << 20  # bytes of journal indexed per transaction: bounds how long the writer lock is held
 
 
+class Line(NamedTuple):
+    """One journalled trace: whose record and who, as JSON, and the rest as a JSON array."""
+
+    patient: bytes
+    agent: bytes
+    trace: bytes
+
+
 @dataclass(frozen=True)
 class Batch:
-    """Complete trace rows read from a segment, and the offset just past them."""
+    """Complete lines read from a segment, and the offset just past them."""
 
     segment: str
-    rows: list[tuple]
+    lines: list[Line]
     end: int
 
 
@@ -53,8 +66,8 @@ class TraceJournal:
         self._size = 0
 
     def append(self, rows: list[tuple]) -> None:
-        """Write ``rows`` (one JSON array per line) in one ``write``; raises if they are not all written."""
-        data = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+        """Write ``rows`` ((ns, patient, agent, …) tuples) in one ``write``; raises if they are not all written."""
+        data = b"".join(encode(row) + b"\n" for row in rows)
         with self._lock:
             if self._fd is None or self._size >= SEGMENT_BYTES:
                 self._open_segment()
@@ -89,7 +102,7 @@ class TraceJournal:
                         log.warning("access-trace journal %s: skipping a torn last line", segment)
                         yield Batch(segment, [], offset + len(chunk))
                     return
-                yield Batch(segment, _rows(segment, chunk[:complete]), offset + complete)
+                yield Batch(segment, _lines(segment, chunk[:complete]), offset + complete)
                 offset += complete
                 file.seek(offset)
 
@@ -121,11 +134,21 @@ class TraceJournal:
         self._size = 0
 
 
-def _rows(segment: str, data: bytes) -> list[tuple]:
-    rows = []
-    for line in data.splitlines():
-        try:
-            rows.append(tuple(orjson.loads(line)))
-        except orjson.JSONDecodeError:
+def encode(row: tuple) -> bytes:
+    """The journal line (without its newline) of a ``(ns, patient, agent, …)`` row."""
+    ns, patient, agent, *rest = row
+    return b"\t".join((orjson.dumps(patient), orjson.dumps(agent), orjson.dumps((ns, agent, *rest))))
+
+
+def _lines(segment: str, data: bytes) -> list[Line]:
+    """The lines of ``data``. A complete line has exactly two tabs (JSON escapes its own), so a
+    fragment torn by a full disk glued to the next line shows, unless it was torn inside the
+    patient, whose JSON then fails to parse when its group is written (``SqliteStore``)."""
+    lines = []
+    for text in data.splitlines():
+        parts = text.split(b"\t")
+        if len(parts) == 3:
+            lines.append(Line._make(parts))
+        else:
             log.warning("access-trace journal %s: skipping a line that does not parse", segment)
-    return rows
+    return lines
