@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import orjson
 
@@ -39,8 +40,7 @@ CLIENT = "client:"  # the agent column of a system client: "client:<client id>"
 Reader = Store | UnitOfWork
 
 
-@dataclass(frozen=True, slots=True)
-class Trace:
+class Trace(NamedTuple):
     """One access to one patient's record (``patient`` None: we could not tell whose)."""
 
     interaction: str  # a restful-interaction code: read, search-type, create, delete…

@@ -67,6 +67,8 @@ class SqlBuilder:
                 return f"{column} IN ({','.join('?' * len(cond.value))})"
             if cond.value is None:
                 return f"{column} IS NULL" if cond.op == "=" else f"{column} IS NOT NULL"
+            if cond.column == "target_type" and cond.op == "=":  # a resource type: a name, written in
+                return f"{column} = {self.name(cond.value)}"
             self.args.append(_param(cond.value))
             return f"{column} {SQL_OPS[cond.op]} ?"
         if isinstance(cond, All):
