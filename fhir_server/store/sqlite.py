@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-import orjson
-
 from fhir_server.search.conditions import Compare, Cond
 from fhir_server.store.base import BadPosition, QueryTooComplex, Record, VersionConflict
 from fhir_server.store.query import INDEX_COLUMNS, Clause, IndexEntry, Match, SortKey
@@ -33,7 +31,7 @@ from fhir_server.store.sqlite_query import (
     text_ordered,
     text_range,
 )
-from fhir_server.store.trace_journal import Line, TraceJournal, encode
+from fhir_server.store.trace_journal import Batch, TraceJournal, encode
 
 log = logging.getLogger("mes")
 
@@ -53,8 +51,9 @@ CREATE TABLE IF NOT EXISTS resource (
 CREATE TABLE IF NOT EXISTS trace_group (
     gseq INTEGER PRIMARY KEY,
     batch INTEGER NOT NULL,
-    patient TEXT,
-    traces TEXT NOT NULL
+    patient TEXT NOT NULL,  -- '' when the traces name no patient
+    traces TEXT NOT NULL,   -- [[place in the batch, [ns, agent, subtype, action, outcome, entities, detail]], …]
+    agents TEXT NOT NULL    -- the agents of these traces, a JSON array
 );
 CREATE INDEX IF NOT EXISTS trace_group_by_batch ON trace_group (batch);
 CREATE INDEX IF NOT EXISTS trace_group_by_patient ON trace_group (patient, batch);
@@ -70,20 +69,26 @@ TRACE_ROW = ("low", "high", "patient", "agent", "subtype", "action", "outcome", 
 TRACE_INPUT = ("ns", "patient", "agent", "subtype", "action", "outcome", "entities", "detail")
 TRACE_TICK_NS = 1000  # a trace's instant is the microsecond it was taken: [low, low + 1 µs)
 #: Traces are indexed in batches (one journal read) and, within a batch, in groups: the traces of
-#: one patient share a row (a JSON array of ``GROUPED`` arrays) and one index entry per patient
-#: and per agent, which costs far less than an indexed row per trace. A trace's ``seq`` is its
-#: batch, shifted, plus its place in the batch: the order it was journalled in.
+#: one patient share a row and one index entry per patient and per agent, which costs far less
+#: than an indexed row per trace. A trace's ``seq`` is its batch, shifted, plus its place in the
+#: batch: the order it was journalled in.
 BATCH_BITS = 20  # a batch (one READ_CHUNK of journal) holds far fewer traces than 2**20
 OLD_TRACES_PER_BATCH = 100_000
-GROUPED = ("place", "ns", "agent", "subtype", "action", "outcome", "entities", "detail")
+GROUPED = ("ns", "agent", "subtype", "action", "outcome", "entities", "detail")
+#: A batch of journal lines (``[patient, agent, trace]``, one JSON array) into one group per patient.
+GROUP_BATCH = ("INSERT INTO trace_group (batch, patient, traces, agents)"
+               " SELECT ?1, coalesce(j.value->>0, ''), json_group_array(json_array(j.key, json(j.value->2))),"
+               " json_group_array(DISTINCT j.value->>1) FROM json_each(?2) j GROUP BY 2")
+GROUP_AGENTS = ("INSERT OR IGNORE INTO trace_group_agent (agent, batch, gseq)"
+                " SELECT a.value, g.batch, g.gseq FROM trace_group g, json_each(g.agents) a WHERE g.batch = ?1")
 _INSTANT = ("strftime('%Y-%m-%dT%H:%M:%S', {ns} / 1000000000, 'unixepoch')"
             " || printf('.%06dZ', {ns} / 1000 % 1000000)")
-#: The traces as rows with the ``TRACE_COLUMNS`` a condition may test, and their batch, from the
-#: groups ``g`` (joined with a driving table that gives ``batch`` in index order).
+_NS = "(t.value->>'$[1][0]')"
+#: The traces as rows with the ``TRACE_COLUMNS`` a condition may test, from the groups ``g``.
 TRACE_COLUMNS_SQL = (
-    f"(g.batch << {BATCH_BITS}) + (t.value->>0) AS seq, {_INSTANT.format(ns='(t.value->>1)')} AS low,"
-    f" {_INSTANT.format(ns=f'((t.value->>1) + {TRACE_TICK_NS})')} AS high, g.patient AS patient, "
-    + ", ".join(f"t.value->>{i} AS {name}" for i, name in enumerate(GROUPED) if i > 1))
+    f"(g.batch << {BATCH_BITS}) + (t.value->>0) AS seq, {_INSTANT.format(ns=_NS)} AS low,"
+    f" {_INSTANT.format(ns=f'({_NS} + {TRACE_TICK_NS})')} AS high, nullif(g.patient, '') AS patient, "
+    + ", ".join(f"t.value->>'$[1][{i}]' AS {name}" for i, name in enumerate(GROUPED) if i))
 
 
 #: Lookup index column order where it differs from the table's: the most selective value first
@@ -335,7 +340,7 @@ class SqliteStore:
                     with self.unit():
                         if self._indexed(self._writer, segment) != offset:
                             break  # another process indexed this part meanwhile: read on from its offset next time
-                        self._insert_groups(batch.lines)
+                        self._insert_groups(batch)
                         self._writer.execute("INSERT OR REPLACE INTO trace_source VALUES (?, ?)", (segment, batch.end))
                     offset = batch.end
                 if self._journal.finished(segment, offset):
@@ -343,25 +348,15 @@ class SqliteStore:
                     with self.unit():
                         self._writer.execute("DELETE FROM trace_source WHERE segment = ?", (segment,))
 
-    def _insert_groups(self, lines: list[Line]) -> None:
-        """One new batch of journal ``lines`` (oldest first), in one group per patient. The traces
-        are copied as journalled, each prefixed with its place in the batch."""
-        batch = self._writer.execute("SELECT coalesce(max(batch), 0) + 1 FROM trace_group").fetchone()[0]
-        groups: dict[bytes, tuple[list[bytes], set[bytes]]] = {}
-        for place, line in enumerate(lines):
-            traces, agents = groups.setdefault(line.patient, ([], set()))
-            traces.append(b"[%d,%s" % (place, line.trace[1:]))
-            agents.add(line.agent)
-        for patient, (traces, agents) in groups.items():
-            try:
-                whose, who = orjson.loads(patient), [orjson.loads(agent) for agent in agents]
-            except orjson.JSONDecodeError:
-                log.warning("access-trace journal: skipping %d traces of a line torn by a full disk", len(traces))
-                continue
-            gseq = self._writer.execute("INSERT INTO trace_group (batch, patient, traces) VALUES (?, ?, ?)",
-                                        (batch, whose, (b"[" + b",".join(traces) + b"]").decode())).lastrowid
-            self._writer.executemany("INSERT OR IGNORE INTO trace_group_agent VALUES (?, ?, ?)",
-                                     [(agent, batch, gseq) for agent in who])
+    def _insert_groups(self, batch: Batch) -> None:
+        """One new batch of journal lines, in one group per patient, all in SQL (the indexer thread
+        leaves the interpreter to the requests)."""
+        number = self._writer.execute("SELECT coalesce(max(batch), 0) + 1 FROM trace_group").fetchone()[0]
+        try:
+            self._writer.execute(GROUP_BATCH, (number, batch.as_json()))
+        except sqlite3.OperationalError:  # malformed JSON: a full disk tore a line
+            self._writer.execute(GROUP_BATCH, (number, batch.valid_json()))
+        self._writer.execute(GROUP_AGENTS, (number,))
 
     def _regroup_old_traces(self) -> None:
         """Data directories of earlier versions keep one ``audit`` row per trace: regroup them."""
@@ -371,8 +366,9 @@ class SqliteStore:
             rows = self._writer.execute("SELECT low, patient, agent, subtype, action, outcome, entities, detail"
                                         " FROM audit ORDER BY seq").fetchall()
             for start in range(0, len(rows), OLD_TRACES_PER_BATCH):
-                self._insert_groups([Line(*encode((_ns(low), *rest)).split(b"\t"))
-                                     for low, *rest in rows[start:start + OLD_TRACES_PER_BATCH]])
+                lines = b"".join(encode((_ns(low), *rest)) + b"\n"
+                                 for low, *rest in rows[start:start + OLD_TRACES_PER_BATCH])
+                self._insert_groups(Batch("audit", lines, 0))
             self._writer.execute("DROP TABLE audit")
 
     @staticmethod

@@ -11,9 +11,9 @@ any query of the traces, recording in the same transaction how far it read each 
 trace is indexed exactly once, even after a crash. A segment is deleted once it is fully indexed
 and no process writes to it any more (its writer holds an exclusive ``flock`` on it).
 
-A line is ``<patient>\t<agent>\t<trace>``, each a JSON value (a JSON text holds no raw tab or
-newline): the indexer groups lines by patient and agent without parsing the traces, which it
-copies into its groups as they are.
+A line is the JSON array ``[patient, agent, [ns, agent, subtype, action, outcome, entities,
+detail]]`` (JSON holds no raw newline): a batch of lines joined by commas is one JSON array,
+which the store groups in SQL without the indexer parsing anything in Python.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import orjson
 
@@ -37,21 +36,27 @@ SUFFIX = ".jsonl"
 READ_CHUNK = 1 << 20  # bytes of journal indexed per transaction: bounds how long the writer lock is held
 
 
-class Line(NamedTuple):
-    """One journalled trace: whose record and who, as JSON, and the rest as a JSON array."""
-
-    patient: bytes
-    agent: bytes
-    trace: bytes
-
-
 @dataclass(frozen=True)
 class Batch:
     """Complete lines read from a segment, and the offset just past them."""
 
     segment: str
-    lines: list[Line]
+    data: bytes  # whole lines, each ending with a newline
     end: int
+
+    def as_json(self) -> str:
+        """The lines as one JSON array, parsed by nobody: valid unless a full disk tore a line."""
+        return "[" + self.data[:-1].replace(b"\n", b",").decode(errors="replace") + "]"
+
+    def valid_json(self) -> str:
+        """The lines that parse, as one JSON array; the others are logged and left out."""
+        kept = []
+        for text in self.data.splitlines():
+            try:
+                kept.append(orjson.dumps(orjson.loads(text)))
+            except orjson.JSONDecodeError:
+                log.warning("access-trace journal %s: skipping a line that does not parse", self.segment)
+        return "[" + b",".join(kept).decode() + "]"
 
 
 class TraceJournal:
@@ -88,7 +93,7 @@ class TraceJournal:
 
     def read(self, segment: str, offset: int) -> Iterator[Batch]:
         """The complete lines of ``segment`` after ``offset``, in batches of at most ``READ_CHUNK``
-        bytes. A line that does not parse (torn by a full disk or a power loss) is skipped and logged."""
+        bytes. A torn last line left by a dead writer is skipped and logged."""
         try:
             file = open(self.directory / segment, "rb")  # noqa: SIM115 - closed below, read in chunks
         except FileNotFoundError:
@@ -100,9 +105,9 @@ class TraceJournal:
                 if complete == 0:
                     if len(chunk) < READ_CHUNK and self.finished(segment, offset + len(chunk)):
                         log.warning("access-trace journal %s: skipping a torn last line", segment)
-                        yield Batch(segment, [], offset + len(chunk))
+                        yield Batch(segment, b"", offset + len(chunk))
                     return
-                yield Batch(segment, _lines(segment, chunk[:complete]), offset + complete)
+                yield Batch(segment, chunk[:complete], offset + complete)
                 offset += complete
                 file.seek(offset)
 
@@ -137,18 +142,4 @@ class TraceJournal:
 def encode(row: tuple) -> bytes:
     """The journal line (without its newline) of a ``(ns, patient, agent, …)`` row."""
     ns, patient, agent, *rest = row
-    return b"\t".join((orjson.dumps(patient), orjson.dumps(agent), orjson.dumps((ns, agent, *rest))))
-
-
-def _lines(segment: str, data: bytes) -> list[Line]:
-    """The lines of ``data``. A complete line has exactly two tabs (JSON escapes its own), so a
-    fragment torn by a full disk glued to the next line shows, unless it was torn inside the
-    patient, whose JSON then fails to parse when its group is written (``SqliteStore``)."""
-    lines = []
-    for text in data.splitlines():
-        parts = text.split(b"\t")
-        if len(parts) == 3:
-            lines.append(Line._make(parts))
-        else:
-            log.warning("access-trace journal %s: skipping a line that does not parse", segment)
-    return lines
+    return orjson.dumps((patient, agent, (ns, agent, *rest)))
