@@ -124,6 +124,24 @@ def test_refused_writes_are_traced_and_answered_as_for_unknown_ids(env):
     assert clients["system"].get("/DocumentReference/doc-bob-plain").status_code == 200  # still there
 
 
+def test_a_put_does_not_tell_a_hidden_id_from_an_unknown_one(env):
+    server, world, clients = env
+    drbad = server.client("Practitioner/drBad", "user/*.cruds")  # blocked by Bob
+    alice = server.client("Patient/alice", "patient/*.cruds")
+    for who, hidden_id in ((drbad, "doc-bob-plain"), (alice, "doc-bob-plain"), (alice, "doc-alice-invisiblepatient")):
+        body = {**world.items[f"DocumentReference/{hidden_id}"].resource, "description": "réécrit"}
+        answers = []
+        for target in (hidden_id, "no-such-doc"):
+            r = who.put(f"/DocumentReference/{target}", json={**body, "id": target})
+            answers.append((r.status_code, r.json()["issue"][0]["diagnostics"].replace(target, "X")))
+        assert answers[0] == answers[1] and answers[0][0] == 404, (hidden_id, answers)
+        conditional = who.put(f"/DocumentReference?identifier=urn:none|{hidden_id}", json=body)
+        unknown = who.put("/DocumentReference?identifier=urn:none|x", json={**body, "id": "no-such-doc"})
+        assert conditional.status_code == unknown.status_code == 404, (conditional.text, unknown.text)
+    assert clients["system"].get("/DocumentReference/no-such-doc").status_code == 404  # nothing created
+    assert clients["system"].get("/DocumentReference/doc-bob-plain").json().get("description") != "réécrit"
+
+
 def test_a_fhir_user_of_another_server_is_refused(env):
     server, _, _ = env
     for user in ("https://other-server.example/fhir/Patient/alice", "Practitioner/drB/Patient/alice"):

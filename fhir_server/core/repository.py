@@ -161,7 +161,10 @@ class Writer:
         check_id(resource_id)
         current = self._unit.read(resource_type, resource_id)
         live = current is not None and not current.deleted
-        self._require("u" if live else "c", resource_type, "update" if live else "create", resource_id)
+        # Update-as-create is for principals from whom nothing of this type is hidden: for the
+        # others an unknown, deleted or hidden id must answer alike, or a PUT would reveal which exist.
+        restricted = bool(visibility(self._access, resource_type))
+        self._require("u" if live or restricted else "c", resource_type, "update" if live else "create", resource_id)
         validate_resource(resource, resource_type)
         body_id = resource.get("id")
         if body_id is None:
@@ -169,7 +172,7 @@ class Writer:
         if body_id != resource_id:
             raise FhirError(400, "invalid", f"Resource id '{body_id}' does not match the URL id '{resource_id}'",
                             [f"{resource_type}.id"])
-        if current is not None and not self._visible(current, "update"):
+        if (current is None and restricted) or (current is not None and not self._visible(current, "update")):
             raise not_found(resource_type, resource_id)  # hidden: neither overwritten nor revealed
         self._check_if_match(current, if_match, f"{resource_type}/{resource_id}")
         status = 201 if current is None or current.deleted else 200
@@ -196,7 +199,7 @@ class Writer:
         if body_id is None:
             return None
         existing = self._unit.read(resource_type, check_id(body_id))
-        if existing is not None and not existing.deleted:
+        if existing is not None and not existing.deleted and can_see(self._access, existing, self._unit.satisfies):
             raise FhirError(409, "conflict", f"{resource_type}/{body_id} exists but does not match '{query}'")
         return body_id
 
