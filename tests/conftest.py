@@ -121,3 +121,33 @@ def patient(ins: str | None = None, **extra) -> dict:
     }
     resource.update(extra)
     return resource
+
+
+class CountingListener:
+    """A local TCP port that counts the connections made to it: a fetch a parser must never make
+    (an external entity, DTD or schema) would show up here."""
+
+    def __init__(self, path: str = "/") -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.1)
+        self.connections = 0
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{path}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
