@@ -16,7 +16,8 @@ from starlette.requests import Request
 from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import Repository
-from fhir_server.http import bundle, history, metadata, read, search, write
+from fhir_server.dmp.ingest import check_cda_settings
+from fhir_server.http import bundle, history, import_cda, metadata, read, search, write
 from fhir_server.http.context import header
 from fhir_server.http.responses import render_error
 from fhir_server.http.router import Handler, Router
@@ -52,6 +53,7 @@ def fhir_routes() -> Router:
                PUT=needs_criteria(write.conditional_update), DELETE=needs_criteria(write.conditional_delete))
     router.add("/fhir/{type}/_history", GET=history.history)
     router.add("/fhir/{type}/_search", POST=search.search_post)
+    router.add("/fhir/DocumentReference/$import-cda", POST=import_cda.import_cda)
     router.add("/fhir/{type}/{id}", GET=read.read, PUT=write.update, DELETE=write.delete, PATCH=write.patch)
     router.add("/fhir/{type}/{id}/_history", GET=history.history)
     router.add("/fhir/{compartment}/{cid}/{type}", GET=search.compartment_search)
@@ -64,6 +66,7 @@ class FhirApp:
 
     def __init__(self, settings: Settings, on_start: Callable[[Repository], None] | None = None) -> None:
         check_settings(settings)
+        check_cda_settings(settings)
         self.state = SimpleNamespace(settings=settings, repository=None, authenticator=None, audit=None)
         self._on_start = on_start
         self._router = fhir_routes()

@@ -45,6 +45,11 @@ class Settings:
     auth_issuer: str = field(default="", metadata={"help": "the required token issuer, if any"})
     auth_hs256_secret: str = field(default="", metadata={
         "help": "development only: also accept HS256 tokens with this secret (loopback hosts only)"})
+    cda_xsd: str = field(default="", metadata={
+        "help": "XSD that CDA documents are validated against, e.g. the ANS CDA_extended.xsd (default: the "
+                "HL7 CDA R2 schema shipped in cda/schemas)"})
+    cda_unknown_patients: str = field(default="create", metadata={
+        "help": "a CDA document for a patient no INS matches: create the patient, or refuse the document (902)"})
 
     @property
     def fhir_base(self) -> str:

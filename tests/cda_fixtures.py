@@ -197,7 +197,7 @@ def _draw(rng: random.Random) -> tuple[dict, dict]:
         "language": "fr-FR",
         "ins_root": INS_NIR_TEST,
         "ipp": f"{rng.randrange(10**7, 10**8)}",
-        "ipp_root": f"{FACILITY_OID}.{finess_number}",
+        "ipp_root": f"{FACILITY_OID}.{int(finess_number)}",  # an OID arc has no leading zero
         "birth_family": family.upper(),
         "used_family": rng.choice([f for f in FAMILY_NAMES if f != family]).upper(),
         "given": [name.upper() for name in given],

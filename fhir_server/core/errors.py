@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: Where the codes of ``Issue.details`` come from: the DMP's integration error codes (903 no INS…).
+DMP_ERRORS = "https://mes-interop.org/fhir/CodeSystem/dmp-error"
+
 
 @dataclass
 class Issue:
@@ -11,9 +14,16 @@ class Issue:
     diagnostics: str
     expression: list[str] = field(default_factory=list)
     severity: str = "error"
+    location: list[str] = field(default_factory=list)  # XPaths, for problems in an XML document (a CDA)
+    dmp_code: str | None = None  # the DMP's error code, when one applies
 
     def to_json(self) -> dict:
-        out: dict = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        out: dict = {"severity": self.severity, "code": self.code}
+        if self.dmp_code:
+            out["details"] = {"coding": [{"system": DMP_ERRORS, "code": self.dmp_code}]}
+        out["diagnostics"] = self.diagnostics
+        if self.location:
+            out["location"] = self.location
         if self.expression:
             out["expression"] = self.expression
         return out

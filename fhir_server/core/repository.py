@@ -113,13 +113,16 @@ class Writer:
         if if_match is not None and if_match != live:
             raise FhirError(412, "conflict", f"{label}: If-Match version {if_match} but current version is {live}")
 
-    def read_current(self, resource_type: str, resource_id: str) -> Record:
-        """A read inside the unit of work (sees its own uncommitted writes)."""
+    def read_current(self, resource_type: str, resource_id: str, answered: bool = False) -> Record:
+        """A read inside the unit of work (sees its own uncommitted writes); ``answered``: the
+        record goes back to the client, so the read is traced like any other."""
         record = self._unit.read(resource_type, resource_id)
         if record is None or not self._visible(record, "read"):
             raise not_found(resource_type, resource_id)
         if record.deleted:
             raise gone(record)
+        if answered:
+            self.written.append(("read", record, patients_of(self._unit, self._local_base, fjson.loads(record.body))))
         return record
 
     def _visible(self, record: Record, interaction: str) -> bool:

@@ -27,7 +27,7 @@ def _location(request: Request, result: WriteResult) -> str:
     return f"{base_url(request)}/{record.type}/{record.id}/_history/{record.version}"
 
 
-def _write_response(request: Request, result: WriteResult) -> Response:
+def write_response(request: Request, result: WriteResult) -> Response:
     """The response to a create/update/patch, shaped by ``Prefer: return=``."""
     record = result.record
     headers = {"ETag": etag(record.version), "Last-Modified": http_date(record.last_updated),
@@ -47,7 +47,7 @@ async def create(request: Request) -> Response:
     resource = await _resource_from_request(request, resource_type)
     with repo(request).writer() as writer:
         result = writer.create(resource_type, resource, header(request, "if-none-exist"))
-    return _write_response(request, result)
+    return write_response(request, result)
 
 
 async def update(request: Request) -> Response:
@@ -57,7 +57,7 @@ async def update(request: Request) -> Response:
         resource["id"] = p["id"]
     with repo(request).writer() as writer:
         result = writer.update(p["type"], p["id"], resource, if_match_version(request))
-    return _write_response(request, result)
+    return write_response(request, result)
 
 
 async def conditional_update(request: Request) -> Response:
@@ -65,7 +65,7 @@ async def conditional_update(request: Request) -> Response:
     resource = await _resource_from_request(request, resource_type)
     with repo(request).writer() as writer:
         result = writer.conditional_update(resource_type, request.url.query, resource, if_match_version(request))
-    return _write_response(request, result)
+    return write_response(request, result)
 
 
 def _delete_response(request: Request, result: WriteResult) -> Response:
@@ -105,4 +105,4 @@ async def patch(request: Request) -> Response:
                                                   "Parameters resource")
     with repo(request).writer() as writer:
         result = writer.patch(p["type"], p["id"], kind, document, if_match_version(request))
-    return _write_response(request, result)
+    return write_response(request, result)

@@ -1,0 +1,1 @@
+"""The DMP (shared medical record): filing documents, whatever door they come by."""

@@ -1,0 +1,146 @@
+"""Filing a CDA document in the DMP: the same rules whichever door it came by (HTTP
+``$import-cda``, an MDM message over MLLP, an XDM attachment over MSSanté).
+
+One unit of work, so a document is filed whole or not at all: the patient found by INS (created
+if unknown, unless the deployment refuses unknown patients), checked against the document's INS
+traits; the DocumentReference; the original bytes as a Binary, unchanged; and, for a replacement,
+the replaced document made ``superseded``. The same document (same ``ClinicalDocument/id``) filed
+twice is one DocumentReference: the second filing answers with the first.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from cda.document import read_cda
+from cda.header import Ident
+from cda.header import Patient as CdaPatient
+from cda.mapping import ins_identifier, master_identifier, patient
+from cda.problems import CdaError
+from fhir_server.config import Settings
+from fhir_server.core.errors import FhirError, Issue
+from fhir_server.core.repository import Repository, Writer
+from fhir_server.core.resources import new_id
+from fhir_server.formats import json as fjson
+from fhir_server.store.base import Record
+
+#: Problems with the XML itself (400); the others are a document that breaks the rules (422).
+SYNTAX = frozenset({"structure", "security", "too-costly"})
+UNKNOWN_PATIENT, TRAITS_DIFFER, UNKNOWN_REPLACED = "902", "904", "900"
+
+
+def check_cda_settings(settings: Settings) -> None:
+    """Refuse at start-up what would refuse every document later."""
+    if settings.cda_unknown_patients not in ("create", "refuse"):
+        raise ValueError("MES_CDA_UNKNOWN_PATIENTS must be 'create' or 'refuse',"
+                         f" not {settings.cda_unknown_patients!r}")
+    if settings.cda_xsd and not Path(settings.cda_xsd).is_file():
+        raise ValueError(f"MES_CDA_XSD names no file: {settings.cda_xsd}")
+
+
+@dataclass(frozen=True)
+class Filed:
+    document: Record  # the DocumentReference
+    created: bool  # False: the same document had been filed already
+
+
+def file_cda(repository: Repository, data: bytes, *, create_patients: bool = True, xsd: Path | None = None) -> Filed:
+    """File one CDA document; a ``FhirError`` (400 or 422, every problem with its XPath) if refused."""
+    try:
+        document = read_cda(data, xsd)
+    except CdaError as error:
+        raise refusal(error) from None
+    header = document.header
+    with repository.writer() as writer:
+        existing = _filed(writer, header.document_id)
+        if existing is not None:
+            return Filed(writer.read_current("DocumentReference", existing, answered=True), created=False)
+        patient_id = _patient(writer, header.patient, create_patients)
+        document_id, binary_id = new_id(), new_id()
+        mapped = document.to_fhir(f"Patient/{patient_id}", f"Binary/{binary_id}")
+        replaced = _replaced(writer, header.replaces) if header.replaces else None
+        if replaced is not None:
+            mapped.document["relatesTo"][0]["target"]["reference"] = f"DocumentReference/{replaced.id}"
+        record = writer.create("DocumentReference", mapped.document, resource_id=document_id).record
+        writer.create("Binary", {**mapped.binary, "securityContext": {"reference": f"DocumentReference/{document_id}"}},
+                      resource_id=binary_id)
+        if replaced is not None:
+            writer.update("DocumentReference", replaced.id, {**fjson.loads(replaced.body), "status": "superseded"})
+    return Filed(record, created=True)
+
+
+def refusal(error: CdaError) -> FhirError:
+    """The OperationOutcome of a refused document: each problem at its XPath, with its DMP code."""
+    issues = [Issue(p.code, p.message if p.line is None else f"{p.message} (line {p.line})", location=[p.xpath],
+                    dmp_code=p.dmp_code) for p in error.problems]
+    status = 400 if any(p.code in SYNTAX for p in error.problems) else 422
+    return FhirError(status, issues[0].code, issues[0].diagnostics, issues=issues)
+
+
+def _patient(writer: Writer, source: CdaPatient, create: bool) -> str:
+    """The id of the patient the INS names, checked against the document's traits (or created)."""
+    ins = ins_identifier(source.ins)
+    found = writer.existing_match("Patient", f"identifier={_token(ins)}")
+    if found is None:
+        if not create:
+            raise _business(f"No patient is known with the INS {source.ins.extension}", UNKNOWN_PATIENT,
+                            "/ClinicalDocument/recordTarget/patientRole/id")
+        return writer.create("Patient", patient(source)).record.id
+    differences = _differences(fjson.loads(writer.read_current("Patient", found).body), patient(source))
+    if differences:
+        raise _business(f"The document's INS traits differ from those of Patient/{found}: {', '.join(differences)}",
+                        TRAITS_DIFFER, "/ClinicalDocument/recordTarget/patientRole/patient")
+    return found
+
+
+def _differences(known: dict, stated: dict) -> list[str]:
+    """The INS traits the document states otherwise than the known patient (absent ones are not compared)."""
+    out = []
+    for trait, value in (("birth name", _official(known, "family")), ("first given name", _official(known, "given")),
+                         ("sex", known.get("gender")), ("birth date", known.get("birthDate"))):
+        other = {"birth name": _official(stated, "family"), "first given name": _official(stated, "given"),
+                 "sex": stated.get("gender"), "birth date": stated.get("birthDate")}[trait]
+        if value and other and _folded(value) != _folded(other):
+            out.append(f"{trait} '{other}' (known: '{value}')")
+    return out
+
+
+def _official(resource: dict, part: str) -> str | None:
+    for name in resource.get("name", []):
+        if name.get("use") == "official":
+            value = name.get(part)
+            return value[0] if isinstance(value, list) and value else value
+    return None
+
+
+def _folded(text: str) -> str:
+    """Traits compared as the INS compares them: case, accents and spacing aside."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).upper().split())
+
+
+def _filed(writer: Writer, document_id: Ident) -> str | None:
+    """The id of the DocumentReference of an already filed document."""
+    return writer.existing_match("DocumentReference", f"identifier={_token(master_identifier(document_id))}")
+
+
+def _replaced(writer: Writer, replaces: Ident) -> Record:
+    found = _filed(writer, replaces)
+    if found is None:
+        raise _business(f"The document replaced ({replaces.value}) is not in the DMP", UNKNOWN_REPLACED,
+                        "/ClinicalDocument/relatedDocument/parentDocument/id")
+    return writer.read_current("DocumentReference", found)
+
+
+def _business(message: str, dmp_code: str, xpath: str) -> FhirError:
+    return FhirError(422, "business-rule", message, issues=[Issue("business-rule", message, location=[xpath],
+                                                                  dmp_code=dmp_code)])
+
+
+def _token(identifier: dict) -> str:
+    """``system|value`` with the search escapes (``\\``, ``|``, ``,``, ``$``)."""
+    def escape(text: str) -> str:
+        return "".join("\\" + c if c in "\\|,$" else c for c in text)
+    return f"{escape(identifier['system'])}|{escape(identifier['value'])}"
