@@ -1,4 +1,5 @@
-"""The ``mes`` command: ``mes serve`` runs the server, ``mes token`` prints a development token."""
+"""The ``mes`` command: ``mes serve`` runs the server, ``mes token`` prints a development token,
+``mes import cda`` files CDA documents into a data directory's DMP."""
 
 from __future__ import annotations
 
@@ -51,7 +52,21 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--aud", help="audience (default: the FHIR base URL from MES_HOST/MES_PORT/MES_BASE_URL)")
     token.add_argument("--lifetime", type=int, default=3600, help="seconds of validity (default 3600)")
     token.set_defaults(run=_token)
+    importing = commands.add_parser("import", help="file documents into the DMP of a data directory")
+    kinds = importing.add_subparsers(dest="kind", required=True)
+    cda = kinds.add_parser("cda", help="CDA R2 documents: files, or folders searched for .xml files")
+    cda.add_argument("paths", nargs="+", type=Path, help="files and folders")
+    cda.add_argument("--data-dir", help="data directory (env MES_DATA_DIR, default ./var)")
+    cda.set_defaults(run=_import_cda)
     return root
+
+
+def _import_cda(args: argparse.Namespace) -> int:
+    from fhir_server.dmp.import_files import import_cda
+
+    summary = import_cda(load_settings(data_dir=args.data_dir), args.paths)
+    print(summary.report())
+    return 1 if summary.refused else 0
 
 
 def _token(args: argparse.Namespace) -> int:
