@@ -34,7 +34,7 @@ PUBLIC_PATHS = frozenset({"/fhir/metadata"})
 
 
 def needs_criteria(handler: Handler) -> Handler:
-    """``PUT/DELETE [type]?criteria`` are conditional interactions; without criteria they are not allowed."""
+    """``PUT/DELETE/PATCH [type]?criteria`` are conditional interactions; without criteria they are not allowed."""
 
     async def dispatch(request: Request):
         if not request.url.query:
@@ -50,7 +50,8 @@ def fhir_routes() -> Router:
     router.add("/fhir/metadata", GET=metadata.metadata)
     router.add("/fhir/_history", GET=history.history)
     router.add("/fhir/{type}", GET=search.search_get, POST=write.create,
-               PUT=needs_criteria(write.conditional_update), DELETE=needs_criteria(write.conditional_delete))
+               PUT=needs_criteria(write.conditional_update), DELETE=needs_criteria(write.conditional_delete),
+               PATCH=needs_criteria(write.conditional_patch))
     router.add("/fhir/{type}/_history", GET=history.history)
     router.add("/fhir/{type}/_search", POST=search.search_post)
     router.add("/fhir/DocumentReference/$import-cda", POST=import_cda.import_cda)

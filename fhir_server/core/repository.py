@@ -15,7 +15,9 @@ from fhir_server.core import patch as patching
 from fhir_server.core.errors import FhirError, not_found
 from fhir_server.core.resources import check_id, check_type, counting_number, new_id, now_instant, with_meta
 from fhir_server.core.validation import validate_resource
+from fhir_server.dmp.metadata import check_metadata_update
 from fhir_server.formats import json as fjson
+from fhir_server.french.visibility import spelled_right
 from fhir_server.search.extract import index_entries
 from fhir_server.search.include import included
 from fhir_server.search.plan import SearchPlan, plan_conditional, plan_search
@@ -75,7 +77,7 @@ class Writer:
         patients = self._check(interaction, resource["resourceType"], resource_id, {**resource, "id": resource_id},
                                fjson.loads(live.body) if live else None)
         version = previous.version + 1 if previous else 1
-        stored = with_meta(resource, resource_id, version, self._now)
+        stored = with_meta(spelled_right(resource), resource_id, version, self._now)
         body = fjson.dumps(stored)
         try:
             record = self._unit.put(stored["resourceType"], resource_id, version, body, last_updated=self._now,
@@ -259,8 +261,21 @@ class Writer:
             patched = patching.apply_fhirpath_patch(original, document)
         if patched.get("resourceType") != resource_type or patched.get("id") != resource_id:
             raise FhirError(422, "processing", "A patch may not change the resource type or id")
+        if resource_type == "DocumentReference":
+            check_metadata_update(original, patched)
         validate_resource(patched, resource_type)
         return WriteResult(200, self._store(patched, resource_id, current, "PATCH"))
+
+    def conditional_patch(self, resource_type: str, query: str, kind: str, document,
+                          if_match: int | None = None) -> WriteResult:
+        """PATCH ``[type]?criteria`` (PDSm's metadata update names a document by its identifier)."""
+        check_type(resource_type)
+        found = self._matches(resource_type, query)
+        if not found:
+            raise FhirError(404, "not-found", f"No {resource_type} matches '{query}'")
+        if len(found) > 1:
+            raise FhirError(412, "multiple-matches", f"Conditional patch '{query}' matches several resources")
+        return self.patch(resource_type, found[0], kind, document, if_match)
 
 
 #: How many store pages a history page may read past versions its principal may not see.

@@ -10,7 +10,6 @@ twice is one DocumentReference: the second filing answers with the first.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from fhir_server.core.errors import FhirError, Issue
 from fhir_server.core.repository import Repository, Writer
 from fhir_server.core.resources import new_id
 from fhir_server.formats import json as fjson
+from fhir_server.search.values.string import fold
 from fhir_server.store.base import Record
 
 #: Problems with the XML itself (400); the others are a document that breaks the rules (422).
@@ -96,13 +96,14 @@ def _patient(writer: Writer, source: CdaPatient, create: bool) -> str:
 
 
 def _differences(known: dict, stated: dict) -> list[str]:
-    """The INS traits the document states otherwise than the known patient (absent ones are not compared)."""
+    """The INS traits the document states otherwise than the known patient (absent ones are not
+    compared; case and accents aside, as a search by name)."""
     out = []
     for trait, value in (("birth name", _official(known, "family")), ("first given name", _official(known, "given")),
                          ("sex", known.get("gender")), ("birth date", known.get("birthDate"))):
         other = {"birth name": _official(stated, "family"), "first given name": _official(stated, "given"),
                  "sex": stated.get("gender"), "birth date": stated.get("birthDate")}[trait]
-        if value and other and _folded(value) != _folded(other):
+        if value and other and fold(value) != fold(other):
             out.append(f"{trait} '{other}' (known: '{value}')")
     return out
 
@@ -113,12 +114,6 @@ def _official(resource: dict, part: str) -> str | None:
             value = name.get(part)
             return value[0] if isinstance(value, list) and value else value
     return None
-
-
-def _folded(text: str) -> str:
-    """Traits compared as the INS compares them: case, accents and spacing aside."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).upper().split())
 
 
 def _filed(writer: Writer, document_id: Ident) -> str | None:

@@ -28,3 +28,18 @@ def labels(resource: dict) -> set[str]:
     codings = [c for concept in resource.get("securityLabel", ()) for c in concept.get("coding", ())]
     codings += (resource.get("meta") or {}).get("security", ())
     return {c["code"] for c in codings if c.get("system") in TRE_A07_SYSTEMS and "code" in c}
+
+
+def spelled_right(resource: dict) -> dict:
+    """``resource`` with the TRE_A07 system spelled as the CodeSystem is, wherever a label carries
+    the PDSm examples' typo (read on input, never written back)."""
+    for concept in resource.get("securityLabel", ()):
+        _respell(concept.get("coding", ()))
+    _respell((resource.get("meta") or {}).get("security", ()))
+    return resource
+
+
+def _respell(codings) -> None:
+    for coding in codings:
+        if coding.get("system") == TRE_A07_TYPO:
+            coding["system"] = TRE_A07

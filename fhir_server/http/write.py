@@ -89,20 +89,35 @@ async def conditional_delete(request: Request) -> Response:
     return _delete_response(request, result)
 
 
-async def patch(request: Request) -> Response:
-    """JSON Patch (``application/json-patch+json``) or FHIRPath Patch (a Parameters body)."""
-    p = request.path_params
+async def _patch_document(request: Request) -> tuple[str, object]:
+    """("json-patch", operations) or ("fhirpath-patch", a Parameters) from the request body."""
     body = await read_body(request, settings(request).max_body_bytes)
     fmt = body_format(request, body)
     if fmt == "json-patch":
-        kind, document = "json-patch", fjson.loads(body)
+        document = fjson.loads(body)
         if not isinstance(document, list):
             raise FhirError(400, "structure", "A JSON Patch document is an array of operations")
-    else:
-        kind, document = "fhirpath-patch", parse_resource(fmt, body)
-        if document.get("resourceType") != "Parameters":
-            raise FhirError(415, "not-supported", "PATCH takes application/json-patch+json or a FHIRPath Patch "
-                                                  "Parameters resource")
+        return "json-patch", document
+    document = parse_resource(fmt, body)
+    if document.get("resourceType") != "Parameters":
+        raise FhirError(415, "not-supported", "PATCH takes application/json-patch+json or a FHIRPath Patch "
+                                              "Parameters resource")
+    return "fhirpath-patch", document
+
+
+async def patch(request: Request) -> Response:
+    """JSON Patch (``application/json-patch+json``) or FHIRPath Patch (a Parameters body)."""
+    p = request.path_params
+    kind, document = await _patch_document(request)
     with repo(request).writer() as writer:
         result = writer.patch(p["type"], p["id"], kind, document, if_match_version(request))
+    return write_response(request, result)
+
+
+async def conditional_patch(request: Request) -> Response:
+    """``PATCH [type]?criteria``: PDSm's metadata update names the document by its identifier."""
+    kind, document = await _patch_document(request)
+    with repo(request).writer() as writer:
+        result = writer.conditional_patch(request.path_params["type"], request.url.query, kind, document,
+                                          if_match_version(request))
     return write_response(request, result)
