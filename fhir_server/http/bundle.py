@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from fhir_server.core import bundle as processing
 from fhir_server.core.errors import FhirError
+from fhir_server.dmp.publish import check_provide_bundle, is_provide_bundle
 from fhir_server.http.context import base_url, repo, settings
 from fhir_server.http.negotiation import body_format, parse_resource, prefer, read_body
 from fhir_server.http.paging import count_value
@@ -65,6 +66,8 @@ async def transaction_or_batch(request: Request) -> Response:
         raise FhirError(400, "invalid", "POST to the base takes a Bundle of type transaction or batch",
                         ["Bundle.type"])
     entries = processing.parse_entries(bundle, kind, base_url(request), settings(request).max_bundle_entries)
+    if kind == "transaction" and is_provide_bundle(bundle):  # well-formed entries, checked by parse_entries
+        check_provide_bundle(bundle)  # PDSm ITI-65: documents describe their Binaries, subjects named by INS
     with_resource = prefer(request).return_ == "representation"
     run = _transaction if kind == "transaction" else _batch
     response_entries = run(request, entries, with_resource)

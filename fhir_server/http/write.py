@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import WriteResult
+from fhir_server.dmp.publish import is_simplified_publish, publish_simplified
 from fhir_server.formats import json as fjson
 from fhir_server.http.context import base_url, header, if_match_version, repo, settings
 from fhir_server.http.negotiation import FORMATS, binary_from_raw, body_format, parse_resource, prefer, read_body
@@ -46,7 +47,10 @@ async def create(request: Request) -> Response:
     resource_type = request.path_params["type"]
     resource = await _resource_from_request(request, resource_type)
     with repo(request).writer() as writer:
-        result = writer.create(resource_type, resource, header(request, "if-none-exist"))
+        if is_simplified_publish(resource):  # PDSm ITI-105: the document inline, kept as a Binary
+            result = publish_simplified(writer, resource)
+        else:
+            result = writer.create(resource_type, resource, header(request, "if-none-exist"))
     return write_response(request, result)
 
 
