@@ -80,8 +80,10 @@ def test_a_replacement_supersedes_the_document_it_replaces_in_the_same_write(cli
     relates = second.json()["relatesTo"][0]
     assert relates["code"] == "replaces" and relates["target"]["reference"] == f"DocumentReference/{first['id']}"
     assert client.get(f"/DocumentReference/{first['id']}").json()["status"] == "superseded"
-    unknown = client.post(IMPORT, content=cda_document(spec(seed=104, replaces="1.2.250.1.999.404")), headers=CDA)
-    assert unknown.status_code == 422 and _details(unknown)[0][0] == "900"
+    elsewhere = client.post(IMPORT, content=cda_document(spec(seed=104, replaces="1.2.250.1.999.404")), headers=CDA)
+    assert elsewhere.status_code == 201  # replaces a document this DMP never had: related by identifier only
+    assert elsewhere.json()["relatesTo"][0]["target"] == {"identifier": {
+        "system": "urn:ietf:rfc:3986", "value": "urn:oid:1.2.250.1.999.404"}}
 
 
 def test_ins_traits_that_contradict_the_known_patient_are_a_904_and_nothing_is_written(client):
@@ -124,15 +126,65 @@ def test_a_deployment_may_refuse_documents_for_unknown_patients(tmp_path):
         assert _count(c, "/Patient") == 0
 
 
+#: What the mapping table (FRENCH_STANDARDS.md §3.4) predicts for three ANS examples, read off the
+#: documents by hand: (masterIdentifier value, type, class, date, author idNatPs, custodian idNatSt,
+#: authenticator idNatPs, period start, period end, first event, facility type, practice setting,
+#: format, title).
+PREDICTED = {
+    "DOC_NON_STRUCTURE_CDA-R2-N1.xml": (
+        "urn:oid:1.3.6.1.4.1.19376.1.2.20.12345.1.1", "11502-2", "10", "2021-04-01T13:47:45+01:00",
+        "801234534765", "1120459876", "807505123456", "2021-01-04T13:47:00+01:00", "2021-01-04T13:55:00+01:00",
+        "18723-7", "SA07", "AMBULATOIRE", "urn:ihe:iti:xds-sd:pdf:2008", "Compte rendu d'examens biologiques"),
+    "IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml": (
+        "urn:oid:1.2.250.1.213.1.1.1.45.2024.2.1", "18748-4", "10", "2021-01-08T11:17:00+01:00",
+        "801234560801", "1750803447", "801234560801", "2021-01-08T10:25:00+01:00", "2021-01-08T11:17:00+01:00",
+        "24727-0", "SA08", "AMBULATOIRE", "urn:ihe:iti:xds-sd:pdf:2008",
+        "CR d’imagerie médicale - Scanner Tête + Cou + Thorax avec injection"),
+    "LDL-SES_2022.01.xml": (
+        "urn:oid:1.2.250.1.213.1.1.1.29.2022.1.1", "11490-0", "10", "2019-12-03T13:30:00+01:00",
+        "801234567897", "1750803447", "801234567897", "2019-10-29T11:17:00+01:00", "2019-12-03T13:30:00+01:00",
+        "IMP", "SA01", "ETABLISSEMENT", "urn:ihe:iti:xds:2017:mimeTypeSufficient",
+        "Lettre de liaison à la sortie de l'établissement de santé"),
+}
+
+
+def _as_filed(document: dict) -> tuple:
+    contained = {r["id"]: r for r in document["contained"]}
+
+    def national_id(reference: str) -> str:
+        resource = contained[reference[1:]]
+        if resource["resourceType"] == "PractitionerRole":
+            resource = contained[resource["practitioner"]["reference"][1:]]
+        return resource["identifier"][0]["value"]
+
+    context = document["context"]
+    return (document["masterIdentifier"]["value"], document["type"]["coding"][0]["code"],
+            document["category"][0]["coding"][0]["code"], document["date"],
+            national_id(document["author"][0]["reference"]), national_id(document["custodian"]["reference"]),
+            national_id(document["authenticator"]["reference"]), context["period"]["start"], context["period"]["end"],
+            context["event"][0]["coding"][0]["code"], context["facilityType"]["coding"][0]["code"],
+            context["practiceSetting"]["coding"][0]["code"], document["content"][0]["format"]["code"],
+            document["content"][0]["attachment"]["title"])
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the ANS examples are in ../shared, absent here")
-def test_the_ans_examples_are_filed_with_the_ans_schema(tmp_path):
+def test_every_ans_example_is_filed_with_the_metadata_the_mapping_predicts(tmp_path):
     with ThreadServer(tmp_path, cda_xsd=str(SHARED / "xsd" / "CDA_extended.xsd")) as server, \
             httpx.Client(base_url=server.base, timeout=30) as c:
         answers = {p.name: c.post(IMPORT, content=p.read_bytes(), headers=CDA)
                    for p in sorted((SHARED / "examples").glob("*.xml"))}
-        for name, r in answers.items():
-            if name.startswith("IMG_CR_IMG"):  # replaces a document this DMP never had
-                assert r.status_code == 422 and _details(r)[0][0] == "900", name
-            else:
-                assert r.status_code == 201, (name, r.text[:500])
-        assert _count(c, "/Patient", identifier="urn:oid:1.2.250.1.213.1.4.10|279035121518989") == 1
+        assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(answers, 201)
+        for name, predicted in PREDICTED.items():
+            document = answers[name].json()
+            assert _as_filed(document) == predicted, name
+            assert document["securityLabel"][0]["coding"][0]["code"] == "N"
+            assert document["content"][0]["attachment"]["language"] == "fr-FR"
+            assert document["content"][0]["attachment"]["size"] == (SHARED / "examples" / name).stat().st_size
+        relates = answers["IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml"].json()["relatesTo"][0]
+        assert relates["code"] == "replaces"
+        assert relates["target"]["identifier"]["value"] == "urn:uuid:90e1c8ec-f951-4b26-a305-a34848818dd6"
+        patients = c.get("/Patient", params={"identifier": "urn:oid:1.2.250.1.213.1.4.10|279035121518989"}).json()
+        assert len(patients["entry"]) == 1  # one patient for the five documents
+        patient = patients["entry"][0]["resource"]
+        assert (patient["name"][0]["family"], patient["name"][0]["given"], patient["gender"], patient["birthDate"]) \
+            == ("PAT-TROIS", ["DOMINIQUE"], "female", "1979-03-28")

@@ -4,7 +4,8 @@
 One unit of work, so a document is filed whole or not at all: the patient found by INS (created
 if unknown, unless the deployment refuses unknown patients), checked against the document's INS
 traits; the DocumentReference; the original bytes as a Binary, unchanged; and, for a replacement,
-the replaced document made ``superseded``. The same document (same ``ClinicalDocument/id``) filed
+the replaced document made ``superseded`` (a replacement of a document this DMP never had is filed
+too, related to it by identifier only). The same document (same ``ClinicalDocument/id``) filed
 twice is one DocumentReference: the second filing answers with the first.
 """
 
@@ -28,7 +29,7 @@ from fhir_server.store.base import Record
 
 #: Problems with the XML itself (400); the others are a document that breaks the rules (422).
 SYNTAX = frozenset({"structure", "security", "too-costly"})
-UNKNOWN_PATIENT, TRAITS_DIFFER, UNKNOWN_REPLACED = "902", "904", "900"
+UNKNOWN_PATIENT, TRAITS_DIFFER = "902", "904"
 
 
 def check_cda_settings(settings: Settings) -> None:
@@ -121,12 +122,11 @@ def _filed(writer: Writer, document_id: Ident) -> str | None:
     return writer.existing_match("DocumentReference", f"identifier={_token(master_identifier(document_id))}")
 
 
-def _replaced(writer: Writer, replaces: Ident) -> Record:
+def _replaced(writer: Writer, replaces: Ident) -> Record | None:
+    """The filed document a replacement replaces; None when this DMP never had it (it may have
+    been shared elsewhere): the replacement is filed, related to it by identifier only."""
     found = _filed(writer, replaces)
-    if found is None:
-        raise _business(f"The document replaced ({replaces.value}) is not in the DMP", UNKNOWN_REPLACED,
-                        "/ClinicalDocument/relatedDocument/parentDocument/id")
-    return writer.read_current("DocumentReference", found)
+    return writer.read_current("DocumentReference", found) if found is not None else None
 
 
 def _business(message: str, dmp_code: str, xpath: str) -> FhirError:
