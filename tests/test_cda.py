@@ -9,16 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from cda_fixtures import (
-    billion_laughs,
-    cda_document,
-    deeply_nested,
-    dental_document,
-    external_dtd,
-    spec,
-    xxe_file,
-    xxe_network,
-)
 from conftest import CountingListener
 from lxml import etree
 
@@ -28,6 +18,16 @@ from cda.parse import load
 from cda.problems import CdaError
 from cda.rules import check
 from fhir_server.core.validation import validate_resource
+from fhir_server.synthetic_cda import (
+    billion_laughs,
+    cda_document,
+    deeply_nested,
+    dental_document,
+    external_dtd,
+    spec,
+    xxe_file,
+    xxe_network,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "cda" / "examples"
 

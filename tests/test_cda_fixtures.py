@@ -12,7 +12,10 @@ import re
 from pathlib import Path
 
 import pytest
-from cda_fixtures import (
+from lxml import etree
+
+from fhir_server.french.ins import is_luhn_valid, is_valid_ins
+from fhir_server.synthetic_cda import (
     CCAM,
     CONFIDENTIALITY,
     GENDER,
@@ -42,9 +45,6 @@ from cda_fixtures import (
     xxe_file,
     xxe_network,
 )
-from lxml import etree
-
-from fhir_server.french.ins import is_luhn_valid, is_valid_ins
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CDA_DATA = SHARED / "data" / "cda"

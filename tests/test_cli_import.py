@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 import httpx
-from cda_fixtures import cda_document, spec
 from conftest import ThreadServer
+
+from fhir_server.synthetic_cda import cda_document, spec
 
 
 def _mes(*args: str, data_dir) -> subprocess.CompletedProcess:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cda_fixtures import billion_laughs, cda_document, replacement, spec
 from conftest import ThreadServer
 
 from cda.header import Ident
 from cda.mapping import master_identifier
+from fhir_server.synthetic_cda import billion_laughs, cda_document, replacement, spec
 
 CDA = {"Content-Type": "application/hl7-cda+xml"}
 IMPORT = "/DocumentReference/$import-cda"

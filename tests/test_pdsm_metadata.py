@@ -8,11 +8,11 @@ import itertools
 
 import httpx
 import pytest
-from cda_fixtures import cda_document, spec
 from conftest import ThreadServer
 
 from fhir_server.dmp.metadata import IS_ARCHIVED
 from fhir_server.french.visibility import TRE_A07, TRE_A07_TYPO
+from fhir_server.synthetic_cda import cda_document, spec
 
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 SEEDS = itertools.count(400)  # a new document for each test

@@ -1,4 +1,4 @@
-"""The project's own synthetic CI-SIS CDA R2 documents, and hostile XML, for tests.
+"""The project's own synthetic CI-SIS CDA R2 documents, and hostile XML, for tests, benchmarks and demos.
 
 Every value a generated document carries is in a `CdaSpec`, so a test can compare what the
 parser reads with what was written. Defaults come from a seeded `random.Random` over the
