@@ -14,6 +14,8 @@ from conftest import ThreadServer
 
 from cda.header import Ident
 from cda.mapping import master_identifier
+from fhir_server.french.ins import SYSTEM_RPPS
+from fhir_server.security.devkeys import issue_dev_token
 from fhir_server.synthetic_cda import billion_laughs, cda_document, replacement, spec
 
 CDA = {"Content-Type": "application/hl7-cda+xml"}
@@ -188,3 +190,28 @@ def test_every_ans_example_is_filed_with_the_metadata_the_mapping_predicts(tmp_p
         patient = patients["entry"][0]["resource"]
         assert (patient["name"][0]["family"], patient["name"][0]["given"], patient["gender"], patient["birthDate"]) \
             == ("PAT-TROIS", ["DOMINIQUE"], "female", "1979-03-28")
+
+
+def test_a_professional_replaces_only_the_documents_they_wrote(tmp_path):
+    with ThreadServer(tmp_path, auth="on") as server:
+        def client(sub: str, scope: str) -> httpx.Client:
+            token = issue_dev_token(tmp_path, sub, scope, server.base)
+            return httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+        parent = spec(seed=130)
+        system = client("dpi", "system/*.cruds")
+        ids = {}
+        for who, rpps in (("author", parent.author_rpps), ("stranger", "10003456789")):
+            practitioner = {"resourceType": "Practitioner", "identifier": [{"system": SYSTEM_RPPS, "value": rpps}]}
+            ids[who] = system.post("/Practitioner", json=practitioner).json()["id"]
+        author = client(f"Practitioner/{ids['author']}", "user/*.cruds")
+        stranger = client(f"Practitioner/{ids['stranger']}", "user/*.cruds")
+        first = author.post(IMPORT, content=cda_document(parent), headers=CDA)
+        assert first.status_code == 201, first.text
+        refused = stranger.post(IMPORT, content=cda_document(replacement(parent)), headers=CDA)
+        assert refused.status_code == 403 and "901" in refused.text
+        assert system.get(f"/DocumentReference/{first.json()['id']}").json()["status"] == "current"
+        assert _count(system, "/DocumentReference") == 1  # the refused replacement left nothing behind
+        replaced = author.post(IMPORT, content=cda_document(replacement(parent)), headers=CDA)
+        assert replaced.status_code == 201, replaced.text
+        assert system.get(f"/DocumentReference/{first.json()['id']}").json()["status"] == "superseded"

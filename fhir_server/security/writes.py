@@ -11,6 +11,7 @@ delete only the documents they wrote and the messages and appointments they take
 from __future__ import annotations
 
 from fhir_server.formats import json as fjson
+from fhir_server.french.ins import OID_IDNAT_PS, SYSTEM_RPPS
 from fhir_server.french.visibility import MASQUE_PS, PATIENT_SETTABLE, TRE_A07_SYSTEMS, labels
 from fhir_server.search.compartment import compartment_params
 from fhir_server.search.extract import references_of
@@ -129,10 +130,45 @@ def _professional(access: Access, unit: UnitOfWork, local_base: str | None, reso
         raise denied("Only the author of the document a Binary belongs to may change or delete it (DMP error 901)")
     if resource_type in PARTICIPANT_PARAMS and new is not None and not references_of(new, named, local_base) & mine:
         raise denied(f"A professional writes only the {resource_type} resources they take part in")
-    if old is not None and (named is None or (named and not references_of(old, named, local_base) & mine)):
+    if old is not None and (named is None or (named and not references_of(old, named, local_base) & mine
+                                               and not _authored_by_id(unit, old, mine))):
         raise denied(f"Only the author of this {resource_type} may change or delete it (DMP error 901)")
     if old is not None and new is not None and _patient_labels(new) != _patient_labels(old):
         raise denied("Masking a document from professionals or representatives is the patient's decision")
+
+
+def _authored_by_id(unit: UnitOfWork, document: dict, mine: set[str]) -> bool:
+    """Whether a document whose authors are contained (as PDSm and CDA filings have them) names one
+    of the professional's Practitioners by national id (idNatPs, or the RPPS it is made of)."""
+    if document.get("resourceType") != "DocumentReference" or not document.get("contained"):
+        return False
+    contained = {r.get("id"): r for r in document["contained"]}
+    written = set()
+    for author in document.get("author", []):
+        resource = contained.get(author.get("reference", "").removeprefix("#"), {})
+        if resource.get("resourceType") == "PractitionerRole":
+            resource = contained.get((resource.get("practitioner") or {}).get("reference", "").removeprefix("#"), {})
+        written |= _national_ids(resource)
+    if not written:
+        return False
+    for actor in mine:
+        actor_type, _, actor_id = actor.partition("/")
+        record = unit.read(actor_type, actor_id) if actor_type == "Practitioner" else None
+        if record is not None and not record.deleted and _national_ids(fjson.loads(record.body)) & written:
+            return True
+    return False
+
+
+def _national_ids(practitioner: dict) -> set[str]:
+    """idNatPs values of a Practitioner: its idNatPs identifiers, and "8" + its RPPS numbers."""
+    ids = set()
+    for identifier in practitioner.get("identifier", []) if practitioner.get("resourceType") == "Practitioner" else ():
+        value = identifier.get("value")
+        if identifier.get("system") == OID_IDNAT_PS and value:
+            ids.add(value)
+        elif identifier.get("system") == SYSTEM_RPPS and value:
+            ids.add("8" + value)
+    return ids
 
 
 def _context_is_mine(unit: UnitOfWork, local_base: str | None, binary: dict, mine: set[str]) -> bool:
