@@ -32,8 +32,24 @@ TYPE_CLASSES = {
 DEFAULT_CLASS = "10"
 #: templateId of an unstructured body (IHE XDS-SD); its format comes from the media type (ASS_A12).
 XDS_SD = "1.3.6.1.4.1.19376.1.2.20"
-#: A structured document whose template has no format code known here.
-STRUCTURED_FORMAT = ("urn:ihe:iti:xds:2017:mimeTypeSufficient", "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode")
+FORMAT_EXTRA_SYSTEM = ("https://mos.esante.gouv.fr/NOS/TRE_A06-FormatCodeComplementaire/FHIR/"
+                       "TRE-A06-FormatCodeComplementaire")
+#: Content-model templateId of a structured document → its XDS format code (after ASS_A11, for
+#: the IHE models whose templateIds are standard). PARTIAL: the CI-SIS volets' own models are not
+#: listed; a structured document of another model is filed as "Document non référencé IHE ou CI-SIS".
+TEMPLATE_FORMATS = {
+    "1.3.6.1.4.1.19376.1.3.3": "urn:ihe:lab:xd-lab:2008",  # IHE XD-LAB (biology reports)
+    "1.3.6.1.4.1.19376.1.9.1.1.1": "urn:ihe:pharm:pre:2010",  # IHE Pharmacy prescription
+    "1.3.6.1.4.1.19376.1.9.1.1.2": "urn:ihe:pharm:dis:2010",  # IHE Pharmacy dispensation
+    "2.16.840.1.113883.10.22.1.1": "urn:ihe:pcc:ips:2020",  # International Patient Summary
+}
+OTHER_MODEL = "urn:asipSante:modelesHorsProfils:2011"
+
+
+def structured_format(template_ids: tuple[str, ...]) -> dict:
+    """The format Coding of a structured document, from the first template with a known format."""
+    code = next((TEMPLATE_FORMATS[t] for t in template_ids if t in TEMPLATE_FORMATS), OTHER_MODEL)
+    return {"system": FORMAT_SYSTEM if code.startswith("urn:ihe:") else FORMAT_EXTRA_SYSTEM, "code": code}
 
 
 def system_url(oid: str | None) -> str | None:

@@ -14,7 +14,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
-from cda.codes import CLASS_SYSTEM, FORMAT_SYSTEM, STRUCTURED_FORMAT, document_class, system_url
+from cda.codes import CLASS_SYSTEM, FORMAT_SYSTEM, document_class, structured_format, system_url
 from cda.header import IDNAT_PS, IDNAT_ST, CdaHeader, Code, Ident, Organization, Patient, Person
 from cda.rules import MEDIA_TYPES
 from fhir_server.synthetic import (
@@ -192,8 +192,7 @@ def _attachment(header: CdaHeader, original: bytes, binary_ref: str) -> dict:
 def _format(header: CdaHeader) -> dict:
     if not header.body.structured and header.body.media_type in MEDIA_TYPES:
         return {"system": FORMAT_SYSTEM, "code": MEDIA_TYPES[header.body.media_type]}
-    code, system = STRUCTURED_FORMAT
-    return {"system": system, "code": code}
+    return structured_format(header.template_ids)
 
 
 def _context(header: CdaHeader) -> dict:

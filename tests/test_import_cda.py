@@ -145,7 +145,7 @@ PREDICTED = {
     "LDL-SES_2022.01.xml": (
         "urn:oid:1.2.250.1.213.1.1.1.29.2022.1.1", "11490-0", "10", "2019-12-03T13:30:00+01:00",
         "801234567897", "1750803447", "801234567897", "2019-10-29T11:17:00+01:00", "2019-12-03T13:30:00+01:00",
-        "IMP", "SA01", "ETABLISSEMENT", "urn:ihe:iti:xds:2017:mimeTypeSufficient",
+        "IMP", "SA01", "ETABLISSEMENT", "urn:asipSante:modelesHorsProfils:2011",
         "Lettre de liaison à la sortie de l'établissement de santé"),
 }
 
@@ -182,6 +182,9 @@ def test_every_ans_example_is_filed_with_the_metadata_the_mapping_predicts(tmp_p
             assert document["securityLabel"][0]["coding"][0]["code"] == "N"
             assert document["content"][0]["attachment"]["language"] == "fr-FR"
             assert document["content"][0]["attachment"]["size"] == (SHARED / "examples" / name).stat().st_size
+        formats = {name: r.json()["content"][0]["format"]["code"] for name, r in answers.items()}
+        assert formats["BIO-CR-BIO_2024.01_TSH_1.xml"] == "urn:ihe:lab:xd-lab:2008"
+        assert formats["eP-MED-DM_2024.01_PosoStruct.xml"] == "urn:ihe:pharm:pre:2010"
         relates = answers["IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml"].json()["relatesTo"][0]
         assert relates["code"] == "replaces"
         assert relates["target"]["identifier"]["value"] == "urn:uuid:90e1c8ec-f951-4b26-a305-a34848818dd6"
