@@ -21,9 +21,12 @@ CLASSES = {"10": "Compte rendu", "11": "Synthèse", "31": "Imagerie médicale", 
            "43": "Dispensation", "44": "Plan de soins", "45": "Traitement administré", "52": "Certificat",
            "60": "Remboursement", "90": "Documents déposés par le patient", "95": "Gestion", "99": "Technique"}
 #: Document type (LOINC, or TRE_A05 for the non-LOINC ones) → class (TRE_A03), after the NOS
-#: correspondence ASS_X04-CorrespondanceType-Classe-CISIS. PARTIAL: the types below only; any
-#: other type is filed as a report (10), which is what most types of J07 are.
+#: correspondence ASS_X04-CorrespondanceType-Classe-CISIS. PARTIAL: that table is published on
+#: mos.esante.gouv.fr, out of this machine's reach; the pairs below are those we know (55751-2 read
+#: in an ANS terminology request, the others from the DMP's usage, not checked against the table);
+#: any other type is filed as a report (10), which most types of J07 are.
 TYPE_CLASSES = {
+    "55751-2": "52",  # déclaration de problème de santé publique: certificat, déclaration
     "34133-9": "11", "60591-5": "11", "SYNTH": "11",  # syntheses
     "57833-6": "42", "57832-8": "42",  # prescriptions
     "60593-1": "43",  # dispensation
