@@ -64,6 +64,11 @@ def test_a_cda_file_is_filed_with_its_patient_and_its_bytes_kept_unchanged(clien
     assert [e["resource"]["id"] for e in found.get("entry", [])] == [document["id"]]
 
 
+def test_the_capability_statement_offers_the_operation(client):
+    resources = {r["type"]: r for r in client.get("/metadata").json()["rest"][0]["resource"]}
+    assert [o["name"] for o in resources["DocumentReference"]["operation"]] == ["import-cda"]
+
+
 def test_the_same_document_twice_is_one_document_reference(client):
     s = spec(seed=102)
     first = client.post(IMPORT, content=cda_document(s), headers=CDA)

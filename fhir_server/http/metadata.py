@@ -24,6 +24,11 @@ def _search_params(resource_type: str) -> list[dict]:
     return [{"name": p.code, "type": p.type, "definition": p.url} for p in sorted(served, key=lambda p: p.code)]
 
 
+#: Operations beyond the interactions, per type.
+OPERATIONS = {"DocumentReference": [{
+    "name": "import-cda", "definition": "https://mes-interop.org/fhir/OperationDefinition/DocumentReference-import-cda",
+    "documentation": "POST the raw CI-SIS CDA R2 document (application/hl7-cda+xml): it is filed in the DMP "
+                     "(patient by INS, DocumentReference, the original as a Binary); docs/api.md."}]}
 #: Types read from the access-trace log: never written through the API, not versioned.
 READ_ONLY = {"AuditEvent": ("read", "vread", "search-type")}
 SECURITY = {
@@ -51,6 +56,7 @@ def _resource(resource_type: str) -> dict:
         "searchRevInclude": sorted(f"{t}:{p.code}" for t in SUPPORTED_TYPES for p in _references(t)
                                    if resource_type in p.targets),
         "searchParam": _search_params(resource_type),
+        **({"operation": OPERATIONS[resource_type]} if resource_type in OPERATIONS else {}),
     }
 
 
