@@ -15,6 +15,7 @@ from conftest import ThreadServer
 from cda.header import Ident
 from cda.mapping import master_identifier
 from fhir_server.french.ins import SYSTEM_RPPS
+from fhir_server.french.visibility import TRE_A07
 from fhir_server.security.devkeys import issue_dev_token
 from fhir_server.synthetic_cda import billion_laughs, cda_document, replacement, spec
 
@@ -223,3 +224,38 @@ def test_a_professional_replaces_only_the_documents_they_wrote(tmp_path):
         replaced = author.post(IMPORT, content=cda_document(replacement(parent)), headers=CDA)
         assert replaced.status_code == 201, replaced.text
         assert system.get(f"/DocumentReference/{first.json()['id']}").json()["status"] == "superseded"
+
+
+def test_a_blocked_professional_neither_duplicates_the_patient_nor_a_masked_document(tmp_path):
+    with ThreadServer(tmp_path, auth="on") as server:
+        def client(sub: str, scope: str) -> httpx.Client:
+            token = issue_dev_token(tmp_path, sub, scope, server.base)
+            return httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+        system = client("dpi", "system/*.cruds")
+        s = spec(seed=140)
+        first = system.post(IMPORT, content=cda_document(s), headers=CDA).json()
+        patient_id = first["subject"]["reference"].split("/")[1]
+        ids = [system.post("/Practitioner", json={"resourceType": "Practitioner",
+                                                  "identifier": [{"system": SYSTEM_RPPS, "value": rpps}]}).json()["id"]
+               for rpps in ("10003456789", "10004567890")]
+        blocked, other = (client(f"Practitioner/{i}", "user/*.cruds") for i in ids)
+        consent = {"resourceType": "Consent", "status": "active", "patient": {"reference": f"Patient/{patient_id}"},
+                   "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                         "code": "patient-privacy"}]},
+                   "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                   "provision": {"type": "deny", "actor": [{"role": {"coding": [{
+                       "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP"}]},
+                       "reference": {"reference": f"Practitioner/{ids[0]}"}}]}}
+        assert system.post("/Consent", json=consent).status_code == 201
+        new = dataclasses.replace(s, doc_root=s.doc_root + ".2")
+        refused = blocked.post(IMPORT, content=cda_document(new), headers=CDA)
+        assert refused.status_code == 403, refused.text
+        assert _count(system, "/Patient", identifier=f"urn:oid:{s.ins_root}|{s.ins}") == 1  # no second patient
+        masked = [{"op": "add", "path": "/securityLabel/-", "value": {"coding": [{"system": TRE_A07,
+                                                                                  "code": "MASQUE_PS"}]}}]
+        assert system.patch(f"/DocumentReference/{first['id']}", json=masked,
+                            headers={"Content-Type": "application/json-patch+json"}).status_code == 200
+        again = other.post(IMPORT, content=cda_document(s), headers=CDA)
+        assert again.status_code == 409, again.text  # filed already, hidden from them: not filed twice
+        assert _count(system, "/DocumentReference") == 1

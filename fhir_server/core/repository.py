@@ -154,6 +154,12 @@ class Writer:
                 return WriteResult(200, record)
         return WriteResult(201, self._store(resource, resource_id or new_id(), None, "POST"))
 
+    def exists(self, resource_type: str, query: str) -> bool:
+        """Whether anything matches ``query``, whoever may see it: for a door that must not create a
+        second record of what the principal cannot see (a patient's INS, a document's id)."""
+        return bool(self._unit.find(resource_type, plan_conditional(resource_type, query, self._local_base),
+                                    limit=1))
+
     def existing_match(self, resource_type: str, if_none_exist: str) -> str | None:
         """The id matching a conditional create's criteria; several matches are a 412."""
         found = self._matches(resource_type, if_none_exist)

@@ -58,6 +58,9 @@ def file_cda(repository: Repository, data: bytes, *, create_patients: bool = Tru
         existing = _filed(writer, header.document_id)
         if existing is not None:
             return Filed(writer.read_current("DocumentReference", existing, answered=True), created=False)
+        if writer.exists("DocumentReference", _document_query(header.document_id)):
+            raise FhirError(409, "duplicate", f"The document {header.document_id.value} is already filed, where this"
+                            " principal may not see it")
         patient_id = _patient(writer, header.patient, create_patients)
         document_id, binary_id = new_id(), new_id()
         mapped = document.to_fhir(f"Patient/{patient_id}", f"Binary/{binary_id}")
@@ -84,6 +87,9 @@ def _patient(writer: Writer, source: CdaPatient, create: bool) -> str:
     """The id of the patient the INS names, checked against the document's traits (or created)."""
     ins = ins_identifier(source.ins)
     found = writer.existing_match("Patient", f"identifier={_token(ins)}")
+    if found is None and writer.exists("Patient", f"identifier={_token(ins)}"):
+        raise FhirError(403, "forbidden", f"The patient with the INS {source.ins.extension} has closed their space or"
+                        " blocked this principal")
     if found is None:
         if not create:
             raise _business(f"No patient is known with the INS {source.ins.extension}", UNKNOWN_PATIENT,
@@ -118,8 +124,12 @@ def _official(resource: dict, part: str) -> str | None:
 
 
 def _filed(writer: Writer, document_id: Ident) -> str | None:
-    """The id of the DocumentReference of an already filed document."""
-    return writer.existing_match("DocumentReference", f"identifier={_token(master_identifier(document_id))}")
+    """The id of the DocumentReference of an already filed document (one the principal may see)."""
+    return writer.existing_match("DocumentReference", _document_query(document_id))
+
+
+def _document_query(document_id: Ident) -> str:
+    return f"identifier={_token(master_identifier(document_id))}"
 
 
 def _replaced(writer: Writer, replaces: Ident) -> Record | None:
