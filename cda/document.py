@@ -1,7 +1,8 @@
 """One CDA document, checked: the single entry point of ``cda/`` for the doors that receive them.
 
 ``read_cda`` parses safely, validates against the CDA schema, applies the CI-SIS header rules
-and reads the header; a document with any problem is refused with all of them (``CdaError``).
+(and, when one is configured, the ANS schematron: ``cda/schematron.py``, an optional extra) and
+reads the header; a document with any problem is refused with all of them (``CdaError``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cda import schema
+from cda import schema, schematron
 from cda.header import CdaHeader, read_header
 from cda.mapping import Mapped, to_fhir
 from cda.parse import load
@@ -26,11 +27,15 @@ class CdaDocument:
         return to_fhir(self.header, self.data, patient_ref, binary_ref)
 
 
-def read_cda(data: bytes, xsd: Path | None = None) -> CdaDocument:
+def read_cda(data: bytes, xsd: Path | None = None, sch: Path | None = None) -> CdaDocument:
     """The checked document; ``xsd``: the schema to validate against (default: the shipped HL7
-    CDA R2 schema, or the one ``MES_CDA_XSD`` names)."""
+    CDA R2 schema, or the one ``MES_CDA_XSD`` names); ``sch``: a schematron to run too (default:
+    the one ``MES_CDA_SCHEMATRON`` names, if any)."""
     root = load(data)
     problems = [*schema.validate(root.getroottree(), xsd or schema.schema_path_from_env()), *check(root)]
+    sch = sch or schematron.schematron_path_from_env()
+    if sch is not None and not problems:  # a document the rules refuse needs no second opinion
+        problems = schematron.run(root, sch)
     if problems:
         raise CdaError(problems)
     header = read_header(root)

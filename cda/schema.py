@@ -22,8 +22,9 @@ import that names a URL is refused and makes the schema fail to load (libxml2 wo
 failed ``xs:import`` silently). Schemas compile in milliseconds (HL7 ~10 ms, ANS ~45 ms) and are
 cached per path anyway, since a server validates many documents against the same one.
 
-The ANS schematron (``ASIP-STRUCT-MIN-StrucMin.sch``) is not run here: its queryBinding is
-``xslt2``, which ``lxml.isoschematron`` (XSLT 1.0) refuses; the CI-SIS header rules are in Python.
+The ANS schematron (``ASIP-STRUCT-MIN-StrucMin.sch``, XSLT 2) is not this module's: the CI-SIS
+header rules are in Python (``cda/rules.py``), the schematron itself runs in ``cda/schematron.py``
+when the optional extra is installed.
 """
 
 from __future__ import annotations

@@ -48,6 +48,9 @@ class Settings:
     cda_xsd: str = field(default="", metadata={
         "help": "XSD that CDA documents are validated against, e.g. the ANS CDA_extended.xsd (default: the "
                 "HL7 CDA R2 schema shipped in cda/schemas)"})
+    cda_schematron: str = field(default="", metadata={
+        "help": "the ANS structuration minimale schematron (.sch) to run on CDA documents too; needs the "
+                "'schematron' extra (Saxon-HE)"})
     cda_unknown_patients: str = field(default="create", metadata={
         "help": "a CDA document for a patient no INS matches: create the patient, or refuse the document (902)"})
 

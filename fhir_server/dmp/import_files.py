@@ -59,7 +59,8 @@ def import_cda(settings: Settings, paths: Iterable[Path], progress: TextIO = sys
             try:
                 filed = file_cda(repository.acting_as(access, recorder), path.read_bytes(),
                                  create_patients=settings.cda_unknown_patients == "create",
-                                 xsd=Path(settings.cda_xsd) if settings.cda_xsd else None)
+                                 xsd=Path(settings.cda_xsd) if settings.cda_xsd else None,
+                                 sch=Path(settings.cda_schematron) if settings.cda_schematron else None)
             except FhirError as error:
                 summary.refused.append((path, _reason(error)))
             except OSError as error:

@@ -19,6 +19,7 @@ from cda.header import Ident
 from cda.header import Patient as CdaPatient
 from cda.mapping import ins_identifier, master_identifier, patient
 from cda.problems import CdaError
+from cda.schematron import uncovered
 from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError, Issue
 from fhir_server.core.repository import Repository, Writer
@@ -39,6 +40,8 @@ def check_cda_settings(settings: Settings) -> None:
                          f" not {settings.cda_unknown_patients!r}")
     if settings.cda_xsd and not Path(settings.cda_xsd).is_file():
         raise ValueError(f"MES_CDA_XSD names no file: {settings.cda_xsd}")
+    if settings.cda_schematron:
+        uncovered(Path(settings.cda_schematron))  # compiled now (seconds), not on the first document
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,11 @@ class Filed:
     created: bool  # False: the same document had been filed already
 
 
-def file_cda(repository: Repository, data: bytes, *, create_patients: bool = True, xsd: Path | None = None) -> Filed:
+def file_cda(repository: Repository, data: bytes, *, create_patients: bool = True, xsd: Path | None = None,
+             sch: Path | None = None) -> Filed:
     """File one CDA document; a ``FhirError`` (400 or 422, every problem with its XPath) if refused."""
     try:
-        document = read_cda(data, xsd)
+        document = read_cda(data, xsd, sch)
     except CdaError as error:
         raise refusal(error) from None
     header = document.header

@@ -27,5 +27,6 @@ async def import_cda(request: Request) -> Response:
     config = settings(request)
     body = await read_body(request, config.max_body_bytes)
     filed = file_cda(repo(request), body, create_patients=config.cda_unknown_patients == "create",
-                     xsd=Path(config.cda_xsd) if config.cda_xsd else None)
+                     xsd=Path(config.cda_xsd) if config.cda_xsd else None,
+                     sch=Path(config.cda_schematron) if config.cda_schematron else None)
     return write_response(request, WriteResult(201 if filed.created else 200, filed.document))
