@@ -1,9 +1,10 @@
-"""``cda.schematron``: the ANS "structuration minimale" schematron (XSLT 2.0, through saxonche) run on CDA documents,
-failed checks said as ``Problem``s at the XPath of the rule's context node.
+"""``cda.schematron``: the ANS "structuration minimale" schematron (XSLT 2.0, through saxonche) run
+on CDA documents.
 
-The ANS schematron is not shipped (no licence stated): its tests need /work/shared. Small schematrons written
-here test the machinery (XSLT 2.0 functions, includes, abstract rules, value sets read with doc()) without it.
-All but the configuration tests need the optional extra ``schematron`` (saxonche) and are skipped without it.
+The ANS schematron is not shipped (no licence stated): its tests need ../shared beside the
+checkout. Small schematrons written here test the machinery (XSLT 2.0 functions, includes,
+abstract rules, value sets read with doc()) without it. All but the configuration tests need the
+optional extra ``schematron`` (saxonche) and are skipped without it.
 """
 
 from __future__ import annotations
