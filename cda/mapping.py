@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from cda.codes import CLASS_SYSTEM, FORMAT_SYSTEM, document_class, structured_format, system_url
 from cda.header import IDNAT_PS, IDNAT_ST, CdaHeader, Code, Ident, Organization, Patient, Person
 from cda.rules import MEDIA_TYPES
-from fhir_server.synthetic import (
+from fhir_server.french.fr_core import (
     CS_COMMUNE,
     CS_V2_0203,
     EXT_BIRTH_GIVEN_NAMES,

@@ -17,6 +17,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from fhir_server.french.fr_core import (
+    CS_COMMUNE,
+    CS_V2_0203,
+    CS_V2_0445,
+    EXT_BIRTH_GIVEN_NAMES,
+    EXT_BIRTH_PLACE,
+    EXT_IDENTITY_RELIABILITY,
+    EXT_INSEE_CODE,
+    PROFILE_ORGANIZATION,
+    PROFILE_PATIENT_INS,
+    PROFILE_PRACTITIONER,
+)
 from fhir_server.french.ins import (
     OID_IDNAT_PS,
     OID_IDNAT_ST,
@@ -27,17 +39,6 @@ from fhir_server.french.ins import (
     with_key,
 )
 
-FR_CORE = "https://hl7.fr/ig/fhir/core/StructureDefinition/"
-CS_V2_0203 = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203"
-CS_V2_0445 = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0445"
-EXT_IDENTITY_RELIABILITY = FR_CORE + "fr-core-identity-reliability"
-EXT_BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
-EXT_INSEE_CODE = FR_CORE + "fr-core-address-insee-code"
-EXT_BIRTH_GIVEN_NAMES = FR_CORE + "fr-core-patient-birth-list-given-name"
-PROFILE_PATIENT_INS = FR_CORE + "fr-core-patient-ins"
-PROFILE_PRACTITIONER = FR_CORE + "fr-core-practitioner"
-PROFILE_ORGANIZATION = FR_CORE + "fr-core-organization"
-CS_COMMUNE = "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM"
 CS_CLASSE_DOCUMENT = "https://mos.esante.gouv.fr/NOS/TRE_A03-ClasseDocument/FHIR/TRE-A03-ClasseDocument"
 CS_PROFESSION = "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
 CS_SPECIALITE = "https://mos.esante.gouv.fr/NOS/TRE_R38-SpecialiteOrdinale/FHIR/TRE-R38-SpecialiteOrdinale"
