@@ -81,8 +81,9 @@ def file_cda(repository: Repository, data: bytes, *, create_patients: bool = Tru
 
 def refusal(error: CdaError) -> FhirError:
     """The OperationOutcome of a refused document: each problem at its XPath, with its DMP code."""
-    issues = [Issue(p.code, p.message if p.line is None else f"{p.message} (line {p.line})", location=[p.xpath],
-                    dmp_code=p.dmp_code) for p in error.problems]
+    issues = [Issue(p.code, p.message if p.line is None or f"line {p.line}" in p.message
+                    else f"{p.message} (line {p.line})", location=[p.xpath], dmp_code=p.dmp_code)
+              for p in error.problems]
     status = 400 if any(p.code in SYNTAX for p in error.problems) else 422
     return FhirError(status, issues[0].code, issues[0].diagnostics, issues=issues)
 
