@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lxml import etree
 
@@ -104,7 +104,6 @@ class CdaHeader:
     facility_type: Code | None
     replaces: Ident | None
     body: Body
-    extra: dict = field(default_factory=dict)
 
 
 def read_header(root: etree._Element) -> CdaHeader:
