@@ -59,12 +59,12 @@ def file_cda(repository: Repository, data: bytes, *, create_patients: bool = Tru
         raise refusal(error) from None
     header = document.header
     with repository.writer() as writer:
-        existing = _filed(writer, header.document_id)
-        if existing is not None:
+        if writer.exists("DocumentReference", _document_query(header.document_id)):  # one lookup for a new one
+            existing = _filed(writer, header.document_id)
+            if existing is None:
+                raise FhirError(409, "duplicate", f"The document {header.document_id.value} is already filed, where"
+                                " this principal may not see it")
             return Filed(writer.read_current("DocumentReference", existing, answered=True), created=False)
-        if writer.exists("DocumentReference", _document_query(header.document_id)):
-            raise FhirError(409, "duplicate", f"The document {header.document_id.value} is already filed, where this"
-                            " principal may not see it")
         patient_id = _patient(writer, header.patient, create_patients)
         document_id, binary_id = new_id(), new_id()
         mapped = document.to_fhir(f"Patient/{patient_id}", f"Binary/{binary_id}")
