@@ -26,6 +26,7 @@ from fhir_server.security.audit import AuditRecorder, AuditTrail
 from fhir_server.security.authenticate import Authenticator, check_settings
 from fhir_server.store import open_store
 from fhir_server.store.base import QueryTooComplex
+from fhir_server.v2gateway.door import MllpDoor, check_mllp_settings
 
 log = logging.getLogger("mes")
 Message = dict[str, Any]
@@ -68,7 +69,8 @@ class FhirApp:
     def __init__(self, settings: Settings, on_start: Callable[[Repository], None] | None = None) -> None:
         check_settings(settings)
         check_cda_settings(settings)
-        self.state = SimpleNamespace(settings=settings, repository=None, authenticator=None, audit=None)
+        check_mllp_settings(settings)
+        self.state = SimpleNamespace(settings=settings, repository=None, authenticator=None, audit=None, mllp=None)
         self._on_start = on_start
         self._router = fhir_routes()
 
@@ -117,18 +119,28 @@ class FhirApp:
         if self._on_start is not None:
             self._on_start(self.state.repository)
 
+    async def _open_doors(self) -> None:
+        """The other doors of ``mes serve`` on the same loop, store and trail: MLLP (HL7 v2)."""
+        settings = self.state.settings
+        if settings.mllp_port:
+            self.state.mllp = MllpDoor(settings, self.state.repository, self.state.audit)
+            await self.state.mllp.listener.start()
+
     async def _lifespan(self, receive, send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
                     self._open()
+                    await self._open_doors()
                 except Exception as error:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.state.mllp is not None:
+                    await self.state.mllp.listener.close()
                 if self.state.audit is not None:
                     self.state.audit.close()
                 if self.state.repository is not None:

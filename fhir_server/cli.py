@@ -21,7 +21,8 @@ def _serve(args: argparse.Namespace) -> int:
     from fhir_server.demo import load_demo
 
     auth = args.auth or ("off" if args.demo and "MES_AUTH" not in os.environ else None)
-    settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir, auth=auth)
+    settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir, auth=auth,
+                             mllp_port=args.mllp_port)
     app = create_app(settings, on_start=load_demo if args.demo else None)
     log.info("FHIR base %s, data in %s", settings.fhir_base, settings.database_path)
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
@@ -40,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
                        " (and turn authentication off unless --auth or MES_AUTH says otherwise)")
     serve.add_argument("--auth", choices=("on", "off"), help="bearer tokens required (env MES_AUTH, default on;"
                        " off only on a loopback host, for development)")
+    serve.add_argument("--mllp-port", type=int, help="HL7 v2 MLLP port (env MES_MLLP_PORT, default 2575; 0: off)")
     serve.set_defaults(run=_serve)
     token = commands.add_parser("token", help="print a development token that a server on the same data"
                                 " directory accepts")

@@ -53,6 +53,23 @@ class Settings:
                 "'schematron' extra (Saxon-HE)"})
     cda_unknown_patients: str = field(default="create", metadata={
         "help": "a CDA document for a patient no INS matches: create the patient, or refuse the document (902)"})
+    mllp_host: str = field(default="127.0.0.1", metadata={"help": "address the HL7 v2 MLLP listener binds"})
+    mllp_port: int = field(default=2575, metadata={"help": "HL7 v2 MLLP port; 0 turns the listener off"})
+    mllp_allowed_networks: str = field(default="127.0.0.0/8,::1/128", metadata={
+        "help": "comma-separated networks whose peers may send HL7 v2 messages (when no client CA is set)"})
+    mllp_tls_cert: str = field(default="", metadata={"help": "PEM certificate of the MLLP listener: TLS on when set"})
+    mllp_tls_key: str = field(default="", metadata={"help": "PEM private key of the MLLP listener's certificate"})
+    mllp_client_ca: str = field(default="", metadata={
+        "help": "PEM CA that MLLP clients' certificates must chain to; when set, the certificate is the credential "
+                "(needs MLLP TLS)"})
+    mllp_client_id: str = field(default="mllp-gateway", metadata={
+        "help": "the system client the MLLP door acts as (its traces name it)"})
+    mllp_scopes: str = field(default=(
+        "system/Patient.crus system/Appointment.cruds system/DocumentReference.crus system/Binary.cr "
+        "system/Consent.crus system/Practitioner.crus system/Communication.rus"), metadata={
+        "help": "SMART scopes of the MLLP door's system client"})
+    mllp_max_message_bytes: int = field(default=48 * 1024 * 1024, metadata={
+        "help": "largest HL7 v2 message accepted (a base64 CDA document inside counts)"})
 
     @property
     def fhir_base(self) -> str:

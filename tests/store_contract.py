@@ -80,6 +80,19 @@ class StoreContract:
             assert unit.read("Patient", "own").version == 1
             assert unit.find("Patient", by_token("urn:sys", "own"), 10) == ["own"]
 
+    def test_receipts_are_kept_with_their_unit_only(self, store):
+        with store.unit() as unit:
+            assert unit.receipt("mllp", "APP|FAC", "42") is None
+            unit.keep_receipt("mllp", "APP|FAC", "42", b"MSA|AA|42", at=T1)
+        with pytest.raises(RuntimeError), store.unit() as unit:
+            unit.keep_receipt("mllp", "APP|FAC", "43", b"MSA|AA|43", at=T1)
+            raise RuntimeError("rolled back")
+        with store.unit() as unit:
+            assert unit.receipt("mllp", "APP|FAC", "42") == b"MSA|AA|42"
+            assert unit.receipt("mllp", "APP|FAC", "43") is None  # its unit rolled back
+            assert unit.receipt("mllp", "OTHER|FAC", "42") is None  # a control id is unique per sender
+            assert unit.receipt("smtp", "APP|FAC", "42") is None
+
     def test_delete_writes_tombstone(self, store):
         put(store, "d1", 1, tokens=[token("d1")])
         with store.unit() as unit:

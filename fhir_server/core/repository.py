@@ -104,10 +104,9 @@ class Writer:
                        f"{resource_type}/{resource_id}" if resource_id else resource_type)
 
     def _matches(self, resource_type: str, query: str) -> list[str]:
-        """At most two ids matching conditional criteria (two is enough to say "several")."""
-        self._require("s", resource_type, "search-type", None)  # criteria are a search: an oracle otherwise
-        clauses = plan_conditional(resource_type, query, self._local_base)
-        return self._unit.find(resource_type, restrict(self._access, resource_type, clauses), limit=2)
+        """At most two ids matching conditional criteria (two is enough to say "several"); criteria
+        are a search, with its right: an oracle otherwise."""
+        return self.matching(resource_type, query, 2)
 
     @staticmethod
     def _check_if_match(current: Record | None, if_match: int | None, label: str) -> None:
@@ -154,11 +153,25 @@ class Writer:
                 return WriteResult(200, record)
         return WriteResult(201, self._store(resource, resource_id or new_id(), None, "POST"))
 
+    def matching(self, resource_type: str, query: str, limit: int) -> list[str]:
+        """The ids of up to ``limit`` resources this principal may see that match ``query``."""
+        self._require("s", resource_type, "search-type", None)
+        clauses = plan_conditional(resource_type, query, self._local_base)
+        return self._unit.find(resource_type, restrict(self._access, resource_type, clauses), limit=limit)
+
     def exists(self, resource_type: str, query: str) -> bool:
         """Whether anything matches ``query``, whoever may see it: for a door that must not create a
         second record of what the principal cannot see (a patient's INS, a document's id)."""
         return bool(self._unit.find(resource_type, plan_conditional(resource_type, query, self._local_base),
                                     limit=1))
+
+    def receipt(self, door: str, sender: str, message: str) -> bytes | None:
+        """The answer given when this message was applied, if it was (a door's idempotency)."""
+        return self._unit.receipt(door, sender, message)
+
+    def keep_receipt(self, door: str, sender: str, message: str, answer: bytes) -> None:
+        """Remember, in this unit of work, that the message was applied and how it was answered."""
+        self._unit.keep_receipt(door, sender, message, answer, at=self._now)
 
     def existing_match(self, resource_type: str, if_none_exist: str) -> str | None:
         """The id matching a conditional create's criteria; several matches are a 412."""

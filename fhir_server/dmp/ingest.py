@@ -11,10 +11,11 @@ twice is one DocumentReference: the second filing answers with the first.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cda.document import read_cda
+from cda.document import CdaDocument, read_cda
 from cda.header import Ident
 from cda.header import Patient as CdaPatient
 from cda.mapping import ins_identifier, master_identifier, patient
@@ -25,6 +26,8 @@ from fhir_server.core.errors import FhirError, Issue
 from fhir_server.core.repository import Repository, Writer
 from fhir_server.core.resources import new_id
 from fhir_server.formats import json as fjson
+from fhir_server.french.visibility import TRE_A07
+from fhir_server.search.criteria import identifier_query
 from fhir_server.search.values.string import fold
 from fhir_server.store.base import Record
 
@@ -51,31 +54,45 @@ class Filed:
 
 
 def file_cda(repository: Repository, data: bytes, *, create_patients: bool = True, xsd: Path | None = None,
-             sch: Path | None = None) -> Filed:
+             sch: Path | None = None, labels: Iterable[str] = ()) -> Filed:
     """File one CDA document; a ``FhirError`` (400 or 422, every problem with its XPath) if refused."""
+    document = checked_cda(data, xsd, sch)
+    with repository.writer() as writer:
+        return file_document(writer, document, create_patients=create_patients, labels=labels)
+
+
+def checked_cda(data: bytes, xsd: Path | None = None, sch: Path | None = None) -> CdaDocument:
+    """The document read and checked (schema, CI-SIS rules); its refusal as a ``FhirError``."""
     try:
-        document = read_cda(data, xsd, sch)
+        return read_cda(data, xsd, sch)
     except CdaError as error:
         raise refusal(error) from None
+
+
+def file_document(writer: Writer, document: CdaDocument, *, create_patients: bool = True,
+                  labels: Iterable[str] = ()) -> Filed:
+    """File a checked document in ``writer``'s unit of work (a door may write more in the same
+    unit: the receipt of the message that carried it). ``labels``: TRE_A07 visibility codes the
+    sender asked for besides the document's own confidentiality."""
     header = document.header
-    with repository.writer() as writer:
-        if writer.exists("DocumentReference", _document_query(header.document_id)):  # one lookup for a new one
-            existing = _filed(writer, header.document_id)
-            if existing is None:
-                raise FhirError(409, "duplicate", f"The document {header.document_id.value} is already filed, where"
-                                " this principal may not see it")
-            return Filed(writer.read_current("DocumentReference", existing, answered=True), created=False)
-        patient_id = _patient(writer, header.patient, create_patients)
-        document_id, binary_id = new_id(), new_id()
-        mapped = document.to_fhir(f"Patient/{patient_id}", f"Binary/{binary_id}")
-        replaced = _replaced(writer, header.replaces) if header.replaces else None
-        if replaced is not None:
-            mapped.document["relatesTo"][0]["target"]["reference"] = f"DocumentReference/{replaced.id}"
-        record = writer.create("DocumentReference", mapped.document, resource_id=document_id).record
-        writer.create("Binary", {**mapped.binary, "securityContext": {"reference": f"DocumentReference/{document_id}"}},
-                      resource_id=binary_id)
-        if replaced is not None:
-            writer.update("DocumentReference", replaced.id, {**fjson.loads(replaced.body), "status": "superseded"})
+    if writer.exists("DocumentReference", _document_query(header.document_id)):  # one lookup for a new one
+        existing = _filed(writer, header.document_id)
+        if existing is None:
+            raise FhirError(409, "duplicate", f"The document {header.document_id.value} is already filed, where"
+                            " this principal may not see it")
+        return Filed(writer.read_current("DocumentReference", existing, answered=True), created=False)
+    patient_id = _patient(writer, header.patient, create_patients)
+    document_id, binary_id = new_id(), new_id()
+    mapped = document.to_fhir(f"Patient/{patient_id}", f"Binary/{binary_id}")
+    mapped.document["securityLabel"] += [{"coding": [{"system": TRE_A07, "code": code}]} for code in sorted(labels)]
+    replaced = _replaced(writer, header.replaces) if header.replaces else None
+    if replaced is not None:
+        mapped.document["relatesTo"][0]["target"]["reference"] = f"DocumentReference/{replaced.id}"
+    record = writer.create("DocumentReference", mapped.document, resource_id=document_id).record
+    writer.create("Binary", {**mapped.binary, "securityContext": {"reference": f"DocumentReference/{document_id}"}},
+                  resource_id=binary_id)
+    if replaced is not None:
+        writer.update("DocumentReference", replaced.id, {**fjson.loads(replaced.body), "status": "superseded"})
     return Filed(record, created=True)
 
 
@@ -91,8 +108,8 @@ def refusal(error: CdaError) -> FhirError:
 def _patient(writer: Writer, source: CdaPatient, create: bool) -> str:
     """The id of the patient the INS names, checked against the document's traits (or created)."""
     ins = ins_identifier(source.ins)
-    found = writer.existing_match("Patient", f"identifier={_token(ins)}")
-    if found is None and writer.exists("Patient", f"identifier={_token(ins)}"):
+    found = writer.existing_match("Patient", identifier_query(ins))
+    if found is None and writer.exists("Patient", identifier_query(ins)):
         raise FhirError(403, "forbidden", f"The patient with the INS {source.ins.extension} has closed their space or"
                         " blocked this principal")
     if found is None:
@@ -134,7 +151,7 @@ def _filed(writer: Writer, document_id: Ident) -> str | None:
 
 
 def _document_query(document_id: Ident) -> str:
-    return f"identifier={_token(master_identifier(document_id))}"
+    return identifier_query(master_identifier(document_id))
 
 
 def _replaced(writer: Writer, replaces: Ident) -> Record | None:
@@ -147,10 +164,3 @@ def _replaced(writer: Writer, replaces: Ident) -> Record | None:
 def _business(message: str, dmp_code: str, xpath: str) -> FhirError:
     return FhirError(422, "business-rule", message, issues=[Issue("business-rule", message, location=[xpath],
                                                                   dmp_code=dmp_code)])
-
-
-def _token(identifier: dict) -> str:
-    """``system|value`` with the search escapes (``\\``, ``|``, ``,``, ``$``)."""
-    def escape(text: str) -> str:
-        return "".join("\\" + c if c in "\\|,$" else c for c in text)
-    return f"{escape(identifier['system'])}|{escape(identifier['value'])}"

@@ -3,7 +3,8 @@
 The store knows nothing of FHIR rules. It keeps, per (type, id), a current version and an
 append-only history of every version; index entries for current versions only; and offers
 atomic units of work in which a write is a compare-and-set on the expected version. Beside
-resources it keeps an append-only log of access traces, written in batches and never changed.
+resources it keeps an append-only log of access traces, written in batches and never changed,
+and the receipts of the messages the doors applied (for their idempotency).
 """
 
 from __future__ import annotations
@@ -64,6 +65,15 @@ class UnitOfWork(Protocol):
 
     def delete(self, type_: str, id_: str, version: int, *, last_updated: str) -> Record:
         """Write a tombstone as ``version`` (current version + 1)."""
+        ...
+
+    def receipt(self, door: str, sender: str, message: str) -> bytes | None:
+        """The answer kept for a message a door applied (``keep_receipt``), if it was."""
+        ...
+
+    def keep_receipt(self, door: str, sender: str, message: str, answer: bytes, *, at: str) -> None:
+        """Remember that ``sender``'s ``message`` was applied, with the answer given, in this unit:
+        a door that is sent a message twice (an HL7 v2 resend, a mail redelivered) applies it once."""
         ...
 
 

@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS trace_group_agent (
     agent TEXT NOT NULL, batch INTEGER NOT NULL, gseq INTEGER NOT NULL, PRIMARY KEY (agent, batch, gseq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trace_source (segment TEXT PRIMARY KEY, indexed INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS receipt (
+    door TEXT NOT NULL, sender TEXT NOT NULL, message TEXT NOT NULL, answer BLOB NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (door, sender, message)
+) WITHOUT ROWID;
 """
 #: The access-trace columns, as ``traces`` returns them after ``seq``.
 TRACE_ROW = ("low", "high", "patient", "agent", "subtype", "action", "outcome", "entities", "detail")
@@ -217,6 +221,15 @@ class SqliteUnit:
 
     def delete(self, type_: str, id_: str, version: int, *, last_updated: str) -> Record:
         return self._append(type_, id_, version, last_updated, True, "DELETE", b"")
+
+    def receipt(self, door: str, sender: str, message: str) -> bytes | None:
+        row = self._conn.execute("SELECT answer FROM receipt WHERE door = ? AND sender = ? AND message = ?",
+                                 (door, sender, message)).fetchone()
+        return row[0] if row else None
+
+    def keep_receipt(self, door: str, sender: str, message: str, answer: bytes, *, at: str) -> None:
+        self._conn.execute("INSERT INTO receipt (door, sender, message, answer, at) VALUES (?, ?, ?, ?, ?)",
+                           (door, sender, message, answer, at))
 
 
 class SqliteStore:

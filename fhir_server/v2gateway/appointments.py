@@ -1,0 +1,3 @@
+"""SIU (scheduling) messages → Appointments: not written yet."""
+
+HANDLERS: dict = {}
