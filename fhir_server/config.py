@@ -68,6 +68,9 @@ class Settings:
         "system/Patient.crus system/Appointment.cruds system/DocumentReference.crus system/Binary.cr "
         "system/Consent.crus system/Practitioner.crus system/Communication.rus"), metadata={
         "help": "SMART scopes of the MLLP door's system client"})
+    mllp_validation: str = field(default="off", metadata={
+        "help": "off: the gateway reads what it maps; strict: hl7apy also validates each message's structure, "
+                "required fields and data types first (about 10 ms a message)"})
     mllp_max_message_bytes: int = field(default=48 * 1024 * 1024, metadata={
         "help": "largest HL7 v2 message accepted (a base64 CDA document inside counts)"})
 

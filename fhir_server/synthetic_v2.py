@@ -98,7 +98,7 @@ def mdm(event: str, document: bytes, patient: V2Patient, control_id: str, *,
     kind = "ORU^R01^ORU_R01" if event == "R01" else f"MDM^{event}^MDM_{'T02' if event != 'T01' else 'T01'}"
     data = base64.b64encode(document).decode("ascii")
     segments = [msh(kind, control_id, charset=charset), "EVN||20261124101500", pid(patient), "PV1|1|O",
-                "TXA|1|11488-4|TEXT|20261124101500"] if event != "R01" else \
+                f"TXA|1|11488-4|TEXT|20261124101500||||||||{control_id}^MES-TEST|||||AU"] if event != "R01" else \
         [msh(kind, control_id, charset=charset), pid(patient), "OBR|1|||11488-4^Compte rendu^LN"]
     segments.append(f"OBX|1|ED|11488-4^Compte rendu^LN||^text^XML^Base64^{data}||||||F")
     for n, (flag, value) in enumerate((flags or {}).items(), 2):

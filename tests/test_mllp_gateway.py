@@ -394,3 +394,21 @@ def test_pid_segment_helpers_agree_with_what_the_fixture_wrote():
     p = new_patient(used_family="MARTIN")
     segment = parse(encoded([msh("ADT^A28^ADT_A05", "X"), pid(p)], "UNICODE UTF-8")).first("PID")
     assert segment(5, 1) == p.birth_family and segment.repetitions(5)[1].get(7) == "D"
+
+
+def test_strict_validation_rejects_what_hl7apy_finds_and_applies_the_rest(tmp_path):
+    port = free_port()
+    s = spec(seed=uuid.uuid4().int % 10**8)
+    with ThreadServer(tmp_path, mllp_port=port, mllp_validation="strict") as server, \
+            MllpClient("127.0.0.1", port) as client:
+        assert ack_of(client.send(adt("A04", (p := new_patient()), "S-1")))[0] == "AA"
+        assert ack_of(client.send(mdm("T02", cda_document(s), patient_of(s), "S-2")))[0] == "AA"
+        no_evn = adt("A04", (q := new_patient()), "S-3").replace(b"EVN||20261124101500\r", b"")
+        code, echoed, message = ack_of(client.send(no_evn))
+        err = message.first("ERR")
+        assert (code, echoed, err(2, 1), err(3, 1)) == ("AR", "S-3", "EVN", "100")
+        bad_date = adt("A04", replace(q, birth_date="19791399"), "S-4")
+        assert ack_of(client.send(bad_date))[0] == "AR"
+        found = {ins: httpx.get(f"{server.base}/Patient", params={"identifier": f"{INS_NIR_TEST}|{ins}"}).json()
+                 for ins in (p.ins, q.ins)}
+        assert len(found[p.ins]["entry"]) == 1 and not found[q.ins].get("entry")

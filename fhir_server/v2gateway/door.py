@@ -26,6 +26,8 @@ log = logging.getLogger("mes")
 def check_mllp_settings(settings: Settings) -> None:
     """Refuse at start-up what would make the door unusable or open."""
     networks(settings.mllp_allowed_networks)
+    if settings.mllp_validation not in ("off", "strict"):
+        raise ValueError(f"MES_MLLP_VALIDATION must be 'off' or 'strict', not {settings.mllp_validation!r}")
     if bool(settings.mllp_tls_cert) != bool(settings.mllp_tls_key):
         raise ValueError("MES_MLLP_TLS_CERT and MES_MLLP_TLS_KEY go together")
     if settings.mllp_client_ca and not settings.mllp_tls_cert:

@@ -19,6 +19,7 @@ from fhir_server.v2gateway.options import Options
 from hl7v2 import ack
 from hl7v2.ack import ACCEPT, ERROR, REJECT, V2Error, V2Problem
 from hl7v2.er7 import Er7Error, Message, parse
+from hl7v2.validate import structure_problems
 
 log = logging.getLogger("mes")
 
@@ -49,6 +50,8 @@ def receive(repository: Repository, data: bytes, options: Options) -> bytes:
         return ack.acknowledge(None, REJECT, (problem,), echo=ack.readable_header(data))
     try:
         handler = _handler(message)
+        if options.strict_structure and (problems := structure_problems(message, data)):
+            raise V2Error(REJECT, *problems)
         with repository.writer() as writer:
             kept = writer.receipt(DOOR, message.sender, message.control_id)
             if kept is not None:
