@@ -69,3 +69,46 @@ def test_acknowledged_writes_survive_kill_9_and_transactions_stay_whole(tmp_path
             assert c.post("/Patient", json=patient()).status_code == 201  # the store still works
     finally:
         restarted.stop()
+
+
+def test_hl7_v2_messages_acknowledged_before_kill_9_are_kept_and_not_applied_twice(tmp_path):
+    """A sender that loses the connection sends again: what was acknowledged is there once, and
+    the resent messages get their first ACK back."""
+    from conftest import free_port
+
+    from fhir_server.synthetic_cda import spec
+    from fhir_server.synthetic_v2 import adt, patient_of
+    from hl7v2.client import MllpClient
+
+    mllp_port = free_port()
+    server = ProcessServer(tmp_path, args=("--mllp-port", str(mllp_port))).start()
+    messages = [adt("A28", patient_of(spec(seed=9000 + i), ipp=f"K{i}"), f"KILL-{i}") for i in range(200)]
+    acknowledged: dict[bytes, bytes] = {}
+
+    def send_until_killed() -> None:
+        with MllpClient("127.0.0.1", mllp_port) as client:
+            for message in messages:
+                try:
+                    acknowledged[message] = client.send(message)
+                except OSError:
+                    return
+
+    sender = threading.Thread(target=send_until_killed)
+    sender.start()
+    while len(acknowledged) < 40:
+        time.sleep(0.005)
+    server.kill9()  # while messages are in flight
+    sender.join(10)
+    assert 40 <= len(acknowledged) < len(messages)
+    server = ProcessServer(tmp_path, port=server.port, args=("--mllp-port", str(mllp_port))).start()
+    try:
+        with MllpClient("127.0.0.1", mllp_port) as client:
+            answers = {message: client.send(message) for message in messages}
+        assert all(answers[m] == first for m, first in acknowledged.items())  # the kept ACK, byte for byte
+        assert all(b"MSA|AA|" in answer for answer in answers.values())
+        bundle = httpx.get(f"{server.base}/Patient", params={"_summary": "count"}).json()
+        assert bundle["total"] == len({m for m in messages})
+        history = httpx.get(f"{server.base}/Patient/_history", params={"_count": 1000}).json()
+        assert len(history["entry"]) == 200  # each applied exactly once
+    finally:
+        server.stop()

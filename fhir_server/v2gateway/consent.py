@@ -2,10 +2,10 @@
 its status, and the patient's consents and oppositions — kept as one Consent per patient
 (identified by the patient's id), rewritten by each ZFA so its history shows every change.
 
-Read from the ANS PAM-FR examples: ZFA-1 DMP status (ACTIF, FERME, …), ZFA-2 its date, ZFA-3
-closure date, ZFA-4 the facility's access authorisation (Y/N), ZFA-6 / ZFA-7 opposition to access
-in bris de glace / centre 15 mode (Y/N), ZFA-9 opposition to feeding (IO opposed, INO not) and
-ZFA-10 its date, ZFA-11 consent to consultation (IC given, INC refused) and ZFA-12 its date.
+Fields kept (as the ANS PAM-FR examples use them): ZFA-1 DMP status (ACTIF, FERME, …), ZFA-2 its
+date, ZFA-6 / ZFA-7 opposition to access in bris de glace / centre 15 mode (Y/N), ZFA-9
+opposition to feeding (IO opposed, INO not) and ZFA-10 its date, ZFA-11 consent to consultation
+(IC given, INC refused) and ZFA-12 its date. It is recorded, not enforced.
 
 The Consent names no actor, so it is never read as a block of a professional (``security/policy.py``).
 """
