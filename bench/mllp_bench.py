@@ -21,7 +21,6 @@ The server and the temporary directory are removed on exit, Ctrl-C, SIGTERM or e
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import http.client
 import json
 import os
@@ -34,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
+from bench.cda_bench import Measured
 from bench.http_bench import free_port, machine_facts, median, publish, running, server_command
 from fhir_server.synthetic_cda import spec
 from fhir_server.synthetic_v2 import adt, patient_of
@@ -46,13 +46,6 @@ from hl7v2.validate import structure_problems
 TARGET = 500  # messages/s (the target)
 CONNECTIONS = (1, 8)
 CLIENT = "Python threads on the same machine, one message at a time per connection"
-
-
-@dataclasses.dataclass
-class Measured:
-    rate: list[float] = dataclasses.field(default_factory=list)
-    p50: list[float] = dataclasses.field(default_factory=list)
-    p99: list[float] = dataclasses.field(default_factory=list)
 
 
 def workload(count: int, run: int, part: int) -> tuple[list[bytes], list[tuple[str, bytes]]]:
