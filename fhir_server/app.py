@@ -24,6 +24,7 @@ from fhir_server.http.router import Handler, Router
 from fhir_server.search.registry import warm_up
 from fhir_server.security.audit import AuditRecorder, AuditTrail
 from fhir_server.security.authenticate import Authenticator, check_settings
+from fhir_server.security.unauthenticated import refused_before_authentication
 from fhir_server.store import open_store
 from fhir_server.store.base import QueryTooComplex
 from fhir_server.v2gateway.door import MllpDoor, check_mllp_settings
@@ -87,9 +88,14 @@ class FhirApp:
         recorder = None
         try:
             if scope["path"] not in PUBLIC_PATHS:
-                access = self.state.authenticator.access(
-                    self.state.repository.resolve_access, header(request, "authorization"),
-                    header(request, "x-access-mode"), header(request, "x-access-reason"))
+                try:
+                    access = self.state.authenticator.access(
+                        self.state.repository.resolve_access, header(request, "authorization"),
+                        header(request, "x-access-mode"), header(request, "x-access-reason"))
+                except FhirError as error:
+                    if error.status == 401:
+                        recorder = self._unauthenticated(scope, error)
+                    raise
                 scope["mes.access"] = access
                 if self.state.authenticator.enabled:  # auth off: nobody to trace (development only)
                     recorder = AuditRecorder(access, (scope.get("client") or (None,))[0])
@@ -110,6 +116,15 @@ class FhirApp:
                 log.exception("access traces not written for %s %s", scope["method"], scope["path"])
                 response = render_error(request, FhirError(503, "transient", "Access traces could not be written"))
         await response(scope, receive, send)
+
+    def _unauthenticated(self, scope: Message, error: FhirError) -> AuditRecorder | None:
+        """The trace of a request refused for want of a valid token (none for an unknown route)."""
+        try:
+            _, params = self._router.resolve(scope["method"], scope["path"])
+        except FhirError:
+            return None
+        return refused_before_authentication(self.state.repository, scope["method"], params,
+                                             (scope.get("client") or (None,))[0], error.issues[0].diagnostics)
 
     def _open(self) -> None:
         warm_up()

@@ -120,3 +120,23 @@ def test_the_trail_of_one_patient_compartment(env):
                           for e in inside)
     counted = system.get("/Patient/alice/AuditEvent", params={"_summary": "count"}).json()["total"]
     assert counted == len(_trail(system, patient="Patient/alice"))
+
+
+def test_requests_without_a_valid_token_are_traced_as_denied_attempts(env):
+    server, _, clients = env
+    with httpx.Client(base_url=server.base, timeout=30) as anonymous:
+        assert anonymous.get("/DocumentReference/doc-alice-plain").status_code == 401
+        forged = {"Authorization": "Bearer not.a.token"}
+        assert anonymous.delete("/DocumentReference/doc-alice-plain", headers=forged).status_code == 401
+        assert anonymous.get("/Patient", params={"name": "alice"}).status_code == 401
+    events = [e for e in _trail(clients["alice"], patient="Patient/alice", outcome=DENIED)
+              if e["agent"][0]["who"].get("identifier", {}).get("value") == "unauthenticated"]
+    by_subtype = {e["subtype"][0]["code"]: e for e in events}
+    assert {"read", "delete"} <= set(by_subtype), events
+    read = by_subtype["read"]
+    assert read["entity"][-1]["what"]["reference"] == "DocumentReference/doc-alice-plain"
+    assert "401" in read["outcomeDesc"] and read["agent"][0]["network"]["address"] == "127.0.0.1"
+    searches = [e for e in _trail(clients["system"], outcome=DENIED, subtype="search-type")
+                if e["agent"][0]["who"].get("identifier", {}).get("value") == "unauthenticated"]
+    assert searches, "a refused search is traced, in no patient's trail (system auditors see it)"
+    assert [x["what"]["reference"] for x in searches[-1]["entity"]] == ["Patient"]
