@@ -71,6 +71,7 @@ class Settings:
     mllp_validation: str = field(default="off", metadata={
         "help": "off: the gateway reads what it maps; strict: hl7apy also validates each message's structure, "
                 "required fields and data types first (about 10 ms a message)"})
+    mllp_max_connections: int = field(default=64, metadata={"help": "most MLLP connections open at once"})
     mllp_max_message_bytes: int = field(default=48 * 1024 * 1024, metadata={
         "help": "largest HL7 v2 message accepted (a base64 CDA document inside counts)"})
 

@@ -5,7 +5,7 @@ for the ACK before the next message); many connections at once. Who may connect:
 configured, a TLS client certificate that chains to it (checked in the handshake); otherwise a
 peer address in the allowed networks. A peer that is neither gets an AR for each message and is
 disconnected. A frame larger than the limit is answered AR and dropped; bytes between frames are
-ignored; a connection idle too long is closed.
+ignored; a connection idle too long is closed, and so is one beyond the connection limit.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class ListenerSettings:
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     ssl_context: ssl.SSLContext | None = None
     client_certificates: bool = False  # the TLS handshake required a trusted client certificate
+    max_connections: int = 64  # each may buffer up to a message's limit: memory is bounded by both
     idle_seconds: float = 600.0
 
 
@@ -85,6 +86,10 @@ class MllpListener:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        if len(self._connections) >= self.settings.max_connections:
+            log.warning("MLLP connection refused: %d connections already open", len(self._connections))
+            writer.close()
+            return
         self._connections.add(task)
         peer = (writer.get_extra_info("peername") or ("",))[0]
         permitted = self._permitted(peer, writer)

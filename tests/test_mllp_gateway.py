@@ -355,6 +355,17 @@ def test_many_messages_on_eight_connections_at_once(gateway, fhir):
     assert results == {n: ["AA"] * 15 for n in range(8)}
 
 
+def test_connections_beyond_the_limit_are_closed_and_the_others_served(tmp_path):
+    port = free_port()
+    with ThreadServer(tmp_path, mllp_port=port, mllp_max_connections=2), \
+            MllpClient("127.0.0.1", port) as first, MllpClient("127.0.0.1", port) as second:
+        assert ack_of(first.send(adt("A28", new_patient(), "LIM-1")))[0] == "AA"
+        assert ack_of(second.send(adt("A28", new_patient(), "LIM-2")))[0] == "AA"
+        with pytest.raises(OSError), MllpClient("127.0.0.1", port, timeout=5) as third:
+            third.send(adt("A28", new_patient(), "LIM-3"))
+        assert ack_of(first.send(adt("A28", new_patient(), "LIM-4")))[0] == "AA"
+
+
 def test_a_peer_outside_the_allowed_networks_is_refused(tmp_path):
     port = free_port()
     with ThreadServer(tmp_path, mllp_port=port, mllp_allowed_networks="10.0.0.0/8") as server, \

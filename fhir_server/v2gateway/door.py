@@ -48,7 +48,8 @@ class MllpDoor:
             if settings.mllp_tls_cert else None
         self.listener = MllpListener(ListenerSettings(
             settings.mllp_host, settings.mllp_port, settings.mllp_max_message_bytes,
-            networks(settings.mllp_allowed_networks), context, bool(settings.mllp_client_ca)), self.handle)
+            networks(settings.mllp_allowed_networks), context, bool(settings.mllp_client_ca),
+            settings.mllp_max_connections), self.handle)
 
     async def handle(self, data: bytes, peer: str) -> bytes:
         recorder = AuditRecorder(self._access, peer)
