@@ -96,12 +96,22 @@ def _header(message: Message | None, echo: dict[str, str]) -> dict[str, str]:
 def _msh(d: Delimiters, h: dict[str, str]) -> str:
     """The ACK's MSH: sender and receiver swapped, a control id of its own, version and charset repeated."""
     now = time.strftime("%Y%m%d%H%M%S")
-    control = f"{APPLICATION}{time.time_ns() // 1000:x}{next(_CONTROL)}"
+    control = f"{APPLICATION}{_base36(time.time_ns() // 1000)}{_base36(next(_CONTROL) % 36**4):0>4}"  # ≤ 20
     fields = ["MSH", d.encoding_characters, h["receiving_app"] or APPLICATION, h["receiving_facility"],
               h["sending_app"], h["sending_facility"], now, "",
               d.component.join(["ACK", h["trigger"], "ACK"]) if h["trigger"] else "ACK", control, "P",
               h["version"], "", "", "", "", "", h["charset"]]
     return d.field.join(fields).rstrip(d.field)
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    while True:
+        number, digit = divmod(number, 36)
+        out = digits[digit] + out
+        if not number:
+            return out
 
 
 def _err(d: Delimiters, problem: V2Problem) -> str:
@@ -130,6 +140,7 @@ def readable_header(data: bytes) -> dict[str, str]:
     fields = [f.decode("latin-1", errors="replace") for f in first.split(separator)]
     names = {2: "sending_app", 3: "sending_facility", 4: "receiving_app", 9: "control_id", 11: "version"}
     found = {name: fields[i] for i, name in names.items() if i < len(fields) and len(fields[i]) < 200}
-    if len(fields) > 8:
-        found["trigger"] = fields[8].split("^")[1] if "^" in fields[8] else ""
+    component = fields[1][:1] if len(fields) > 1 and fields[1] else "^"
+    if len(fields) > 8 and component in fields[8]:
+        found["trigger"] = fields[8].split(component)[1]
     return found

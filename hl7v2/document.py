@@ -48,7 +48,7 @@ def carried_document(message: Message) -> CarriedDocument:
         if obx(3, 3) == META:
             flags[obx(3, 1)] = obx(5, 1).upper() == "Y"
         elif data is None and obx(2) == "ED" and obx(5, 3).upper() == "XML":
-            data = _decoded(obx(5, 4), obx(5, 5), sequence)
+            data = _decoded(obx(5, 4), obx(5, 5), sequence, message.codec)
     if data is None:
         raise V2Error(ERROR, V2Problem(REQUIRED_FIELD_MISSING, "No OBX carries a CDA document (OBX-2 ED, subtype XML)",
                                        "Aucun OBX ne porte de document CDA (OBX-2 ED, sous-type XML)",
@@ -57,10 +57,12 @@ def carried_document(message: Message) -> CarriedDocument:
     return CarriedDocument(data, labels, flags)
 
 
-def _decoded(encoding: str, text: str, sequence: int) -> bytes:
+def _decoded(encoding: str, text: str, sequence: int, codec: str) -> bytes:
+    """The document's bytes; plain text (``A``) in the message's own character set, which is what
+    its XML declaration says when the sender wrote it into the message as it was."""
     where = Location("OBX", 5, 5, sequence)
     if encoding.upper() == "A":
-        return text.encode("utf-8")
+        return text.encode(codec)
     if encoding.upper() != "BASE64":
         raise V2Error(ERROR, V2Problem(DATA_TYPE_ERROR, f"Unsupported OBX-5 encoding {encoding!r} (Base64 or A)",
                                        f"Encodage OBX-5 non pris en charge : {encoding!r} (Base64 ou A)", where))

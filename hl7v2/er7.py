@@ -75,7 +75,10 @@ class Segment:
         return found[0] if found else Field("", self._delimiters)
 
     def __call__(self, n: int, component: int = 1, sub: int = 1) -> str:
-        """The text of field ``n``, first repetition, at ``component`` and ``sub`` (escapes undone)."""
+        """The text of field ``n``, first repetition, at ``component`` and ``sub`` (escapes undone);
+        MSH-1 and MSH-2, the delimiters themselves, whole."""
+        if self.name == "MSH" and n in (1, 2):
+            return self.raw(n)
         return self.field(n).get(component, sub)
 
     @property
@@ -171,7 +174,8 @@ def _delimiters(data: bytes) -> Delimiters:
     field = chr(data[3])
     end = data.find(data[3:4], 4)
     encoding = data[4:end if end > 0 else 8].decode("latin-1")
-    if len(encoding) not in (4, 5) or field.isalnum() or any(c.isalnum() or c == field for c in encoding):
+    if (len(encoding) not in (4, 5) or field.isalnum() or any(c.isalnum() or c == field for c in encoding)
+            or len(set(encoding[:4])) < 4):
         raise Er7Error("MSH-1 and MSH-2 do not define the four delimiters")
     return Delimiters(field, *encoding[:4])
 

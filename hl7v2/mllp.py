@@ -35,10 +35,14 @@ class FrameReader:
         self._in_frame = False
         self._skipping = 0  # > 0: inside an oversized frame, its size so far
         self._head = b""
+        self._ended = False  # the last read ended on a frame's FS: a CR may still follow
 
     def feed(self, data: bytes) -> list[bytes | TooLarge]:
         out: list[bytes | TooLarge] = []
         view = memoryview(data)
+        if self._ended and view[:1] == b"\r":
+            view = view[1:]
+        self._ended = False
         while view:
             if not self._in_frame:
                 start = bytes(view).find(START)
@@ -74,6 +78,7 @@ class FrameReader:
         rest = view[end + 1:]
         if rest[:1] == b"\r":  # the CR after FS; some senders leave it out
             rest = rest[1:]
+        self._ended = not rest
         if self._skipping:
             out.append(TooLarge(self._skipping, self._head))
             self._skipping = 0

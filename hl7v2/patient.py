@@ -99,10 +99,11 @@ def identifiers_of(field_repetitions: list[Field]) -> tuple[Ident | None, list[t
 
 
 def authority_system(cx: Field) -> str | None:
-    """CX-4 (HD: namespace & universal id & its type) as an identifier system: ``urn:oid:`` for an
-    ISO OID, else a name of the server's under which the authority's id or namespace is kept."""
-    namespace, universal, kind = cx.get(4, 1).strip(), cx.get(4, 2).strip(), cx.get(4, 3).strip()
-    if universal and (kind == "ISO" or OID.fullmatch(universal)):
+    """CX-4 (HD: namespace & universal id) as an identifier system: ``urn:oid:`` for a universal id
+    that is an OID (whatever HD-3 says), else a name of the server's under which the authority's
+    id or namespace is kept."""
+    namespace, universal = cx.get(4, 1).strip(), cx.get(4, 2).strip()
+    if universal and OID.fullmatch(universal):
         return f"urn:oid:{universal}"
     local = universal or namespace
     return AUTHORITY + quote(local, safe="") if local else None
