@@ -52,7 +52,8 @@ class Settings:
         "help": "the ANS structuration minimale schematron (.sch) to run on CDA documents too; needs the "
                 "'schematron' extra (Saxon-HE)"})
     cda_unknown_patients: str = field(default="create", metadata={
-        "help": "a CDA document for a patient no INS matches: create the patient, or refuse the document (902)"})
+        "help": "a CDA document (any door) or an HL7 v2 SIU for a patient nobody knows: create the patient, or "
+                "refuse (DMP error 902 / AE)"})
     mllp_host: str = field(default="127.0.0.1", metadata={"help": "address the HL7 v2 MLLP listener binds"})
     mllp_port: int = field(default=2575, metadata={"help": "HL7 v2 MLLP port; 0 turns the listener off"})
     mllp_allowed_networks: str = field(default="127.0.0.0/8,::1/128", metadata={

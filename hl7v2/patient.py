@@ -99,10 +99,15 @@ def identifiers_of(field_repetitions: list[Field]) -> tuple[Ident | None, list[t
 
 
 def authority_system(cx: Field) -> str | None:
-    """CX-4 (HD: namespace & universal id) as an identifier system: ``urn:oid:`` for a universal id
+    """CX-4, the assigning authority, as an identifier system (``hd_system``)."""
+    return hd_system(cx.get(4, 1), cx.get(4, 2))
+
+
+def hd_system(namespace: str, universal: str) -> str | None:
+    """An HD (namespace, universal id) as an identifier system: ``urn:oid:`` for a universal id
     that is an OID (whatever HD-3 says), else a name of the server's under which the authority's
-    id or namespace is kept."""
-    namespace, universal = cx.get(4, 1).strip(), cx.get(4, 2).strip()
+    id or namespace is kept; None without either. EI, XCN and PL spread an HD over components."""
+    namespace, universal = namespace.strip(), universal.strip()
     if universal and OID.fullmatch(universal):
         return f"urn:oid:{universal}"
     local = universal or namespace
