@@ -423,3 +423,29 @@ def test_strict_validation_rejects_what_hl7apy_finds_and_applies_the_rest(tmp_pa
         found = {ins: httpx.get(f"{server.base}/Patient", params={"identifier": f"{INS_NIR_TEST}|{ins}"}).json()
                  for ins in (p.ins, q.ins)}
         assert len(found[p.ins]["entry"]) == 1 and not found[q.ins].get("entry")
+
+
+# --- SIU over the socket (the mapping itself: tests/test_v2_appointments.py) ---------------------
+
+
+def test_an_appointment_booked_moved_and_cancelled_over_mllp(mllp, fhir):
+    from test_v2_appointments import booking, rdv, sch, siu
+
+    placer = rdv()
+    assert ack_of(mllp.send(siu("S12", *booking(placer))))[0] == "AA"
+    found = fhir.get("/Appointment", params={"identifier": f"urn:oid:1.2.250.1.999.2.1|{placer}"}).json()
+    (appointment,) = [e["resource"] for e in found["entry"]]
+    assert appointment["status"] == "booked" and appointment["start"] == "2026-12-01T09:30:00+01:00"
+    actors = {p["actor"].get("reference", "").split("/")[0] or p["actor"].get("type") for p in
+              appointment["participant"]}
+    assert actors == {"Patient", "Practitioner", "Location"}
+    moved = sch(placer, timing="^^^20261202140000^20261202143000")
+    assert ack_of(mllp.send(siu("S13", moved)))[0] == "AA"
+    cancelled = sch(placer, timing="^^^20261202140000^20261202143000", status="Cancelled")
+    assert ack_of(mllp.send(siu("S15", cancelled)))[0] == "AA"
+    current = fhir.get(f"/Appointment/{appointment['id']}").json()
+    assert current["status"] == "cancelled" and current["start"] == "2026-12-02T14:00:00+01:00"
+    assert ack_of(mllp.send(siu("S17", sch(placer))))[0] == "AA"
+    assert fhir.get(f"/Appointment/{appointment['id']}").status_code == 410
+    code, _, message = ack_of(mllp.send(siu("S14", sch(rdv()))))
+    assert code == "AE" and message.first("ERR")(3, 1) == "204"
