@@ -7,7 +7,7 @@ from store_contract import StoreContract
 
 from fhir_server.search.conditions import Compare
 from fhir_server.store.base import BadPosition
-from fhir_server.store.query import IdIn, IndexEntry, Match, Negate, SortKey
+from fhir_server.store.query import Chain, Has, IdIn, IndexEntry, Match, Negate, SortKey
 from fhir_server.store.sqlite import COMMON_TEXT, SqliteStore, _common_text
 
 
@@ -86,3 +86,83 @@ def test_common_contains_is_scanned_in_id_order_with_the_same_results(store):
     assert [r.id for r in store.find("Patient", [everyone], limit=3)] == ["p00000", "p00001", "p00002"]
     assert [r.id for r, _ in store.page("Patient", [everyone], limit=2, after=("p00002",))] == ["p00003", "p00004"]
     assert [r.id for r in store.find("Patient", [rare], limit=5)] == ["p00101"]
+
+
+# -- read verdicts: remembered, never stale -------------------------------------------------------
+
+WHEN = "2026-01-01T00:00:00.000000Z"
+#: What a professional's read of a document asks, in small: its patient is live, the space is not
+#: closed and no Consent of that patient names the reader; the document itself is not masked.
+REACHABLE = (Negate(Match("date", "space-closed")),
+             Negate(Has("Consent", "patient", (Match("reference", "actor", Compare("target_id", "=", "dr")),))))
+VISIBLE = (Chain("subject", "Patient", REACHABLE), Negate(Match("token", "security-label", Compare("code", "=", "M"))))
+
+
+def _write(store, type_, id_, entries=(), delete=False):
+    with store.unit() as unit:
+        current = unit.read(type_, id_)
+        version = current.version + 1 if current else 1
+        if delete:
+            unit.delete(type_, id_, version, last_updated=WHEN)
+        else:
+            unit.put(type_, id_, version, b"{}", last_updated=WHEN, method="PUT", entries=list(entries))
+
+
+def _world(store):
+    _write(store, "Patient", "pat")
+    _write(store, "DocumentReference", "doc", [IndexEntry("reference", "subject", ("Patient", "pat", None, None))])
+
+
+def _verdict(store) -> bool:
+    """The document read twice with the same clauses (the second answer may be a remembered one)."""
+    first, second = store.read_where("DocumentReference", "doc", VISIBLE), store.read_where(
+        "DocumentReference", "doc", VISIBLE)
+    assert first[1] == second[1]
+    return second[1]
+
+
+CLOSED = [IndexEntry("date", "space-closed", ("2026-01-01T00:00:00", "2026-01-01T23:59:59"))]
+BLOCK = [IndexEntry("reference", "patient", ("Patient", "pat", None, None)),
+         IndexEntry("reference", "actor", ("Practitioner", "dr", None, None))]
+
+
+def test_a_remembered_read_verdict_follows_every_write_to_what_its_clauses_reach(store):
+    """Each write — to the chained Patient, to a Consent found through ``_has``, to the document
+    itself — changes the very next read's answer, with the same clause tuple each time."""
+    _world(store)
+    assert _verdict(store) is True
+    _write(store, "Patient", "pat", CLOSED)
+    assert _verdict(store) is False
+    _write(store, "Patient", "pat")
+    assert _verdict(store) is True
+    _write(store, "Consent", "block", BLOCK)
+    assert _verdict(store) is False
+    _write(store, "Consent", "block", delete=True)
+    assert _verdict(store) is True
+    _write(store, "DocumentReference", "doc", [IndexEntry("reference", "subject", ("Patient", "pat", None, None)),
+                                               IndexEntry("token", "security-label", (None, "M", None))])
+    assert _verdict(store) is False
+    _write(store, "DocumentReference", "doc", [IndexEntry("reference", "subject", ("Patient", "pat", None, None))])
+    assert _verdict(store) is True
+    _write(store, "Patient", "pat", delete=True)
+    assert _verdict(store) is False
+
+
+def test_a_remembered_read_verdict_follows_another_store_s_writes_on_the_same_file(tmp_path):
+    """Two stores on one file (as two server processes are): what one writes, the other's very
+    next read answers by."""
+    reading, writing = SqliteStore(tmp_path / "shared.sqlite3"), SqliteStore(tmp_path / "shared.sqlite3")
+    try:
+        _world(writing)
+        assert _verdict(reading) is True
+        _write(writing, "Consent", "block", BLOCK)
+        assert _verdict(reading) is False
+        _write(writing, "Consent", "block", delete=True)
+        assert _verdict(reading) is True
+        _write(writing, "Patient", "pat", CLOSED)
+        assert _verdict(reading) is False
+        _write(writing, "Patient", "pat")
+        assert _verdict(reading) is True
+    finally:
+        reading.close()
+        writing.close()

@@ -144,9 +144,18 @@ SAFETY_CHECKPOINT_PAGES = 50_000
 RECORD_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.deleted, h.body, h.method"
 #: One resource row ``r`` tested against probes (``compiled_probes`` fills in ``{where}``).
 SATISFIES = "SELECT 1 FROM resource r WHERE r.type = ? AND r.id = ? AND r.deleted = 0 AND {where}"
-#: The same, reading the current version too (the test's arguments come first).
-READ_WHERE = (f"SELECT {RECORD_COLUMNS}, r.deleted = 0 AND {{where}}"
+#: The same, reading the current version too. A verdict remembered for this version while the
+#: ``{stamp}`` of the types the test reaches (sqlite_query.stamp_sql) was the same is given back
+#: without running the test; the first three arguments are that version, stamp and verdict (NULLs
+#: when none is known), the test's come next. The stamp is read in the same statement, so both
+#: are of one snapshot.
+READ_WHERE = (f"SELECT {RECORD_COLUMNS}, CASE WHEN r.version = ? AND {{stamp}} = ? THEN ?"
+              " ELSE r.deleted = 0 AND {where} END, {stamp}"
               " FROM resource r JOIN history h ON h.seq = r.seq WHERE r.type = ? AND r.id = ?")
+#: How many read verdicts a store remembers (``SqliteStore.read_where``) before starting afresh
+#: (each ~300 B: some 20 MB at most).
+VERDICTS = 65_536
+UNKNOWN = (None, None, None)
 
 
 def _run(conn: sqlite3.Connection, sql: str, args) -> sqlite3.Cursor:
@@ -245,6 +254,8 @@ class SqliteStore:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        #: (id of the clauses, type, id) -> (the clauses, version, stamp, verdict): see ``read_where``
+        self._verdicts: dict[tuple[int, str, str], tuple] = {}
         self._journal = TraceJournal(path.with_name(path.name + "-traces"))
         self._indexing = threading.Lock()
         self._regroup_old_traces()
@@ -311,9 +322,23 @@ class SqliteStore:
         if not clauses:
             record = self.read(type_, id_)
             return record, record is not None
-        sql, args = compiled_probes(clauses if isinstance(clauses, tuple) else tuple(clauses), READ_WHERE)
-        row = _run(self._reader(), sql, (*args, type_, id_)).fetchone()
-        return (_record(row[:7]), bool(row[7])) if row else (None, False)
+        clauses = clauses if isinstance(clauses, tuple) else tuple(clauses)
+        sql, args = compiled_probes(clauses, READ_WHERE)
+        # The verdict of the last read of this resource with these clauses is given back by the
+        # statement itself if neither the resource nor any resource of a type the clauses reach
+        # (a professional's: Patient, Consent) was written since, by this process or another.
+        key = (id(clauses), type_, id_)
+        known = self._verdicts.get(key)
+        last = known[1:] if known is not None and known[0] is clauses else UNKNOWN
+        row = _run(self._reader(), sql, (*last, *args, type_, id_)).fetchone()
+        if row is None:
+            return None, False
+        record = _record(row[:7])
+        if (record.version, row[8]) != last[:2]:
+            if len(self._verdicts) >= VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[key] = (clauses, record.version, row[8], row[7])
+        return record, bool(row[7])
 
     @staticmethod
     def find_on(conn: sqlite3.Connection, type_: str, clauses: list[Clause], *, limit: int,

@@ -238,7 +238,8 @@ _PROBES: dict[tuple[int, str], tuple[tuple[Clause, ...], str, tuple]] = {}
 
 def compiled_probes(clauses: tuple[Clause, ...], statement: str = "{where}") -> tuple[str, tuple]:
     """``statement`` with ``{where}`` replaced by SQL testing one known resource row ``r`` against
-    every clause (all probes), and the arguments of that SQL.
+    every clause (all probes), ``{stamp}`` (if present) by ``stamp_sql`` of the types the clauses
+    reach, and the arguments of that SQL.
 
     Remembered by the identity of the ``clauses`` tuple (kept alive with its entry): the access
     policy hands the same tuple for one principal and type, and building the SQL text, or even
@@ -250,8 +251,39 @@ def compiled_probes(clauses: tuple[Clause, ...], statement: str = "{where}") -> 
         if len(_PROBES) >= 4096:
             _PROBES.clear()
         sql = SqlBuilder()
-        known = _PROBES[key] = (clauses, statement.format(where=sql.probes(clauses, "r")), tuple(sql.args))
+        where = sql.probes(clauses, "r")
+        stamp = stamp_sql(reached_types(clauses)) if "{stamp}" in statement else ""
+        known = _PROBES[key] = (clauses, statement.format(where=where, stamp=stamp), tuple(sql.args))
     return known[1], known[2]
+
+
+def reached_types(clauses) -> frozenset[str]:
+    """The resource types whose resources a probe of ``clauses`` reads besides the probed resource's
+    own entries: the targets of chains and the sources of ``_has``, at every depth."""
+    out: set[str] = set()
+    for clause in clauses:
+        if isinstance(clause, Chain):
+            out |= {clause.target_type, *reached_types(clause.clauses)}
+        elif isinstance(clause, Has):
+            out |= {clause.source_type, *reached_types(clause.clauses)}
+        elif isinstance(clause, Negate):
+            out |= reached_types((clause.clause,))
+        elif isinstance(clause, Either):
+            out |= reached_types(clause.clauses)
+    return frozenset(out)
+
+
+def stamp_sql(types: frozenset[str]) -> str:
+    """SQL for a value that changes whenever a resource of one of ``types`` is written, by any
+    connection or process: the newest history row of those types (history rows are never deleted,
+    so ``seq`` only grows, and a write, a delete included, always appends one). Constant without
+    types."""
+    if not types:
+        return "0"
+    if not all(NAME.fullmatch(t) for t in types):
+        raise ValueError(f"Not resource type names: {sorted(types)}")
+    newest = [f"coalesce((SELECT max(hs.seq) FROM history hs WHERE hs.type = '{t}'), 0)" for t in sorted(types)]
+    return f"max(0, {', '.join(newest)})"
 
 
 #: Which clauses may drive a search from an index seek, best first (None: probe only).
