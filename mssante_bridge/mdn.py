@@ -49,6 +49,7 @@ from email.message import EmailMessage, MIMEPart
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, make_msgid, parseaddr
 
+from fhir_server.french.dmp_errors import ERRORS  # noqa: F401  (re-exported: the MDN's error labels)
 from mssante_bridge.replies import Attachment, attachment_part, aware, mailbox, msg_id
 
 PROCESSED = "automatic-action/MDN-sent-automatically; processed"
@@ -57,16 +58,6 @@ REPORTING_UA = "patient.mssante.fr; mes-interop mssante_bridge"
 ENVELOPE_SENDER = ""  # RFC 8098 §3: an MDN goes out with MAIL FROM:<>
 ORIGINAL_FILENAME = "message_original.eml"  # struct-email-standard.md example
 
-#: error-codes.md, table applicationErrorCondition (ERR-5), labels verbatim.
-ERRORS: dict[str, str] = {
-    "900": "Version du document incorrecte lors d'une demande de remplacement/suppression",
-    "901": "Auteur non autorisé à remplacer ou supprimer un document",
-    "902": "Identifiant patient inconnu",
-    "903": "INS non présent dans le document",
-    "904": "L'INS transmis ne correspond pas exactement à celui stocké dans la base du consommateur",
-    "905": "L'INS transmis n'est pas complet",
-    "906": "Erreur 'Autre'",
-}
 
 _DISPOSITION = re.compile(
     r"(?P<action>manual-action|automatic-action)/(?P<sending>MDN-sent-manually|MDN-sent-automatically);"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from fhir_server.core.errors import FhirError, Issue
 from fhir_server.core.repository import Repository, Writer
+from fhir_server.french.dmp_errors import ERRORS
 from fhir_server.v2gateway import appointments, documents, patients
 from fhir_server.v2gateway.options import Options
 from hl7v2 import ack
@@ -28,12 +29,6 @@ DOOR = "mllp"
 Handler = Callable[[Message, Writer, Options], "list[V2Problem] | None"]
 HANDLERS: dict[tuple[str, str], Handler] = {**patients.HANDLERS, **appointments.HANDLERS, **documents.HANDLERS}
 VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2", "2.9")
-#: French messages of the DMP error codes (CI-SIS error-codes), for ERR-8.
-DMP_MESSAGES = {
-    "900": "Version du document non prise en charge", "901": "L'auteur n'est pas autorisé à remplacer ce document",
-    "902": "Patient inconnu", "903": "INS absent", "904": "Traits d'identité INS incohérents",
-    "905": "INS incomplet", "906": "Erreur",
-}
 #: FHIR issue codes → HL7 table 0357.
 ISSUE_CODES = {"required": ack.REQUIRED_FIELD_MISSING, "structure": ack.DATA_TYPE_ERROR,
                "value": ack.DATA_TYPE_ERROR, "invalid": ack.DATA_TYPE_ERROR, "code-invalid": ack.TABLE_VALUE_NOT_FOUND,
@@ -99,6 +94,6 @@ def _supported(code: str) -> str:
 def _problem(error: FhirError, issue: Issue) -> V2Problem:
     """A core refusal (the same rules as every door) as an ERR segment."""
     where = f" at {issue.location[0]}" if issue.location else ""
-    french = DMP_MESSAGES.get(issue.dmp_code or "", "Refusé par le serveur (voir ERR-7)")
+    french = ERRORS.get(issue.dmp_code or "", "Refusé par le serveur (voir ERR-7)")
     return V2Problem(ISSUE_CODES.get(issue.code, ack.INTERNAL_ERROR), f"{error.status}: {issue.diagnostics}{where}",
                      french, dmp_code=issue.dmp_code)
