@@ -167,7 +167,7 @@ def server_command(port: int, data_dir: Path, auth: str = "off") -> tuple[list[s
     off unless asked for: these benchmarks measure the HTTP path and the engine, bench/auth_bench.py
     measures what auth and traces add."""
     env = os.environ | {"MES_HOST": HOST, "MES_PORT": str(port), "MES_DATA_DIR": str(data_dir), "MES_AUTH": auth,
-                        "MES_MLLP_PORT": "0"}
+                        "MES_MLLP_PORT": "0", "MES_SMTP_PORT": "0"}
     return [sys.executable, "-m", "fhir_server.cli", "serve"], env
 
 

@@ -21,6 +21,7 @@ from fhir_server.http import bundle, history, import_cda, metadata, read, search
 from fhir_server.http.context import header
 from fhir_server.http.responses import render_error
 from fhir_server.http.router import Handler, Router
+from fhir_server.inbox.door import MssanteDoor, check_smtp_settings
 from fhir_server.search.registry import warm_up
 from fhir_server.security.audit import AuditRecorder, AuditTrail
 from fhir_server.security.authenticate import Authenticator, check_settings
@@ -71,7 +72,9 @@ class FhirApp:
         check_settings(settings)
         check_cda_settings(settings)
         check_mllp_settings(settings)
-        self.state = SimpleNamespace(settings=settings, repository=None, authenticator=None, audit=None, mllp=None)
+        check_smtp_settings(settings)
+        self.state = SimpleNamespace(settings=settings, repository=None, authenticator=None, audit=None, mllp=None,
+                                     smtp=None)
         self._on_start = on_start
         self._router = fhir_routes()
 
@@ -135,11 +138,14 @@ class FhirApp:
             self._on_start(self.state.repository)
 
     async def _open_doors(self) -> None:
-        """The other doors of ``mes serve`` on the same loop, store and trail: MLLP (HL7 v2)."""
+        """The other doors of ``mes serve`` on the same loop, store and trail: MLLP (HL7 v2), SMTP (MSSanté)."""
         settings = self.state.settings
         if settings.mllp_port:
             self.state.mllp = MllpDoor(settings, self.state.repository, self.state.audit)
             await self.state.mllp.listener.start()
+        if settings.smtp_port:
+            self.state.smtp = MssanteDoor(settings, self.state.repository, self.state.audit)
+            await self.state.smtp.start()
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -156,6 +162,8 @@ class FhirApp:
             elif message["type"] == "lifespan.shutdown":
                 if self.state.mllp is not None:
                     await self.state.mllp.listener.close()
+                if self.state.smtp is not None:
+                    await self.state.smtp.close()
                 if self.state.audit is not None:
                     self.state.audit.close()
                 if self.state.repository is not None:

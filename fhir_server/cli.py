@@ -7,9 +7,10 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 
-from fhir_server.config import load_settings
+from fhir_server.config import Settings, load_settings
 
 log = logging.getLogger("mes")
 
@@ -22,12 +23,24 @@ def _serve(args: argparse.Namespace) -> int:
 
     auth = args.auth or ("off" if args.demo and "MES_AUTH" not in os.environ else None)
     settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir, auth=auth,
-                             mllp_port=args.mllp_port)
+                             mllp_port=args.mllp_port, **{name: getattr(args, name) for name in SMTP_FLAGS})
     app = create_app(settings, on_start=load_demo if args.demo else None)
     log.info("FHIR base %s, data in %s", settings.fhir_base, settings.database_path)
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                 log_level="warning", access_log=False)
     return 0
+
+
+#: The MSSanté bridge's flags of ``mes serve`` (each also an ``MES_…`` variable; see ``config.py``).
+SMTP_FLAGS = ("smtp_port", "smtp_tls_cert", "smtp_tls_key", "smtp_client_ca", "smtp_allowed_domains",
+              "patient_mail_domain", "smtp_relay")
+
+
+def _smtp_flags(serve: argparse.ArgumentParser) -> None:
+    helps = {f.name: f.metadata["help"] for f in fields(Settings)}
+    for name in SMTP_FLAGS:
+        serve.add_argument("--" + name.replace("_", "-"), type=int if name == "smtp_port" else str,
+                           help=f"{helps[name]} (env MES_{name.upper()})")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth", choices=("on", "off"), help="bearer tokens required (env MES_AUTH, default on;"
                        " off only on a loopback host, for development)")
     serve.add_argument("--mllp-port", type=int, help="HL7 v2 MLLP port (env MES_MLLP_PORT, default 2575; 0: off)")
+    _smtp_flags(serve)
     serve.set_defaults(run=_serve)
     token = commands.add_parser("token", help="print a development token that a server on the same data"
                                 " directory accepts")

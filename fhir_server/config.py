@@ -75,6 +75,25 @@ class Settings:
     mllp_max_connections: int = field(default=64, metadata={"help": "most MLLP connections open at once"})
     mllp_max_message_bytes: int = field(default=48 * 1024 * 1024, metadata={
         "help": "largest HL7 v2 message accepted (a base64 CDA document inside counts)"})
+    smtp_host: str = field(default="127.0.0.1", metadata={"help": "address the MSSanté bridge's SMTP listener binds"})
+    smtp_port: int = field(default=2525, metadata={"help": "SMTP port of the MSSanté bridge; 0 turns it off"})
+    smtp_tls_cert: str = field(default="", metadata={
+        "help": "PEM certificate for STARTTLS (default: a self-signed one kept in the data directory)"})
+    smtp_tls_key: str = field(default="", metadata={"help": "PEM private key of MES_SMTP_TLS_CERT"})
+    smtp_client_ca: str = field(default="", metadata={
+        "help": "PEM trust anchor (IGC-Santé) that senders' TLS client certificates and S/MIME signatures must chain "
+                "to; without it the bridge accepts no mail"})
+    smtp_allowed_domains: str = field(default="", metadata={
+        "help": "comma-separated sender domains (the MSSanté allow-list); empty: any domain with a trusted "
+                "certificate"})
+    patient_mail_domain: str = field(default="patient.mssante.fr", metadata={
+        "help": "the domain of patients' addresses: <INS matricule>@<domain>"})
+    smtp_relay: str = field(default="", metadata={
+        "help": "outbound SMTP relay host:port for read receipts, error mails and patients' replies"})
+    smtp_max_message_bytes: int = field(default=30 * 1024 * 1024, metadata={
+        "help": "largest mail the bridge accepts (552 above)"})
+    smtp_client_id: str = field(default="mssante-bridge", metadata={
+        "help": "the system client the MSSanté bridge acts as (its traces name it)"})
 
     @property
     def fhir_base(self) -> str:

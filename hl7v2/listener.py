@@ -44,16 +44,6 @@ def networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
 
 
-def server_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    if client_ca:
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(client_ca)
-    return context
-
-
 class MllpListener:
     def __init__(self, settings: ListenerSettings, handle: Handle) -> None:
         self.settings = settings

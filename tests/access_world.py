@@ -34,6 +34,19 @@ def closure_extension(date: str, reason: str) -> dict:
                                                 {"url": "reason", "valueString": reason}]}
 
 
+def block_consent(patient_id: str, actor: str) -> dict:
+    """A patient's block of a professional or organisation (docs/security.md): an active Consent
+    whose provision denies the actor."""
+    return {"resourceType": "Consent", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                  "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": f"Patient/{patient_id}"},
+            "provision": {"type": "deny", "actor": [{"role": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP"}]},
+                "reference": {"reference": actor}}]}}
+
+
 CLOSED = closure_extension("2026-01-02T10:00:00+01:00", "décès")
 
 
@@ -100,14 +113,7 @@ def build_world() -> World:
     world.add(Item({"resourceType": "Communication", "id": "msg-alice", "status": "completed",
                     "subject": {"reference": "Patient/alice"}, "recipient": [{"reference": "Patient/alice"}],
                     "sender": {"reference": "Organization/org-a"}}, "alice", participants=("drB",)))
-    world.add(Item({"resourceType": "Consent", "id": "bob-blocks-drbad", "status": "active",
-                    "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                                          "code": "patient-privacy"}]},
-                    "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-                    "patient": {"reference": "Patient/bob"},
-                    "provision": {"type": "deny", "actor": [{"role": {"coding": [{
-                        "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP"}]},
-                        "reference": {"reference": "Practitioner/drBad"}}]}}, "bob"))
+    world.add(Item({**block_consent("bob", "Practitioner/drBad"), "id": "bob-blocks-drbad"}, "bob"))
     return world
 
 

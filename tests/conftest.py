@@ -39,6 +39,7 @@ class ThreadServer:
         self.port = free_port()
         overrides.setdefault("auth", "off")  # tests of access control turn it on
         overrides.setdefault("mllp_port", 0)  # tests of the HL7 v2 gateway give it a free port
+        overrides.setdefault("smtp_port", 0)  # tests of the MSSanté bridge too
         settings = load_settings(host="127.0.0.1", port=self.port, data_dir=data_dir, **overrides)
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on", loop="asyncio")
@@ -71,8 +72,8 @@ class ProcessServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ProcessServer:
-        env = {"MES_AUTH": "off", "MES_MLLP_PORT": "0", **os.environ, "MES_PORT": str(self.port),
-               "MES_DATA_DIR": str(self.data_dir), "MES_HOST": "127.0.0.1"}
+        env = {"MES_AUTH": "off", "MES_MLLP_PORT": "0", "MES_SMTP_PORT": "0", **os.environ,
+               "MES_PORT": str(self.port), "MES_DATA_DIR": str(self.data_dir), "MES_HOST": "127.0.0.1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", *self.args], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 20

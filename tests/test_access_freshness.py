@@ -7,24 +7,13 @@ what the server remembered."""
 from __future__ import annotations
 
 import httpx
-from access_world import CLOSED
+from access_world import CLOSED, block_consent
 from conftest import FHIR_JSON, ProcessServer
 
 from fhir_server.french.visibility import TRE_A07
 
 MASK = [{"op": "add", "path": "/securityLabel/-", "value": {"coding": [{"system": TRE_A07, "code": "MASQUE_PS"}]}}]
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
-
-
-def _block(patient: str, actor: str) -> dict:
-    return {"resourceType": "Consent", "status": "active",
-            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                                  "code": "patient-privacy"}]},
-            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-            "patient": {"reference": f"Patient/{patient}"},
-            "provision": {"type": "deny", "actor": [{"role": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP"}]},
-                "reference": {"reference": actor}}]}}
 
 
 def _status(client: httpx.Client, path: str) -> int:
@@ -39,7 +28,7 @@ def test_a_professional_s_next_read_follows_each_decision_written_here(env):
     alice, dra, drb = server.client("Patient/alice", "patient/*.cruds"), clients["drA"], clients["drB"]
     doc = "/DocumentReference/doc-alice-plain"
     assert _status(drb, doc) == 200 and _status(drb, "/Patient/alice") == 200
-    r = alice.post("/Consent", json=_block("alice", "Practitioner/drB"))
+    r = alice.post("/Consent", json=block_consent("alice", "Practitioner/drB"))
     assert r.status_code == 201, r.text
     assert _status(drb, doc) == 404 and _status(drb, "/Patient/alice") == 404
     assert _status(dra, doc) == 200  # others are not affected
@@ -70,7 +59,7 @@ def test_a_decision_written_by_another_process_counts_at_the_next_request(env):
     try:
         with httpx.Client(base_url=other.base, timeout=30, headers={"Accept": FHIR_JSON}) as service:
             assert _status(drb, doc) == 200 and _status(drb, patient) == 200
-            r = service.post("/Consent", json=_block("dan", "Organization/org-a"))  # drB works there
+            r = service.post("/Consent", json=block_consent("dan", "Organization/org-a"))  # drB works there
             assert r.status_code == 201, r.text
             assert _status(drb, doc) == 404 and _status(drb, patient) == 404
             assert service.delete(f"/Consent/{r.json()['id']}").status_code == 204

@@ -112,3 +112,51 @@ def test_hl7_v2_messages_acknowledged_before_kill_9_are_kept_and_not_applied_twi
         assert len(history["entry"]) == 200  # each applied exactly once
     finally:
         server.stop()
+
+
+def test_mail_accepted_before_kill_9_is_delivered_once(tmp_path):
+    """Every mail that got its ``250`` is in the inbox after a ``kill -9`` during delivery, once."""
+    import os
+
+    from conftest import free_port
+    from mssante_world import Pki, bridge_settings, inbox, mail, new_patient, send
+
+    pki = Pki.make(tmp_path / "pki")
+    smtp_port = free_port()
+    flags = [(f"--{name.replace('_', '-')}", str(value)) for name, value in bridge_settings(pki, smtp_port).items()]
+    args = tuple(part for flag in flags for part in flag)
+    server = ProcessServer(tmp_path / "data", args=args).start()
+    patient_id, to = new_patient(server.base)
+    big = os.urandom(512 * 1024)  # delivery (a Binary of it) is slower than acceptance (a file)
+    accepted: list[str] = []
+
+    def send_until_killed(worker: int) -> None:
+        for n in range(40):
+            message_id = f"<kill-{worker}-{n}@test-ci-sis.mssante.fr>"
+            try:
+                if send(smtp_port, pki.client_context(pki.client), mail(to, message_id=message_id, pdf=big),
+                        [to])[-1][0] == 250:
+                    accepted.append(message_id)
+            except OSError:
+                return
+
+    senders = [threading.Thread(target=send_until_killed, args=(w,)) for w in range(3)]
+    for t in senders:
+        t.start()
+    while len(accepted) < 30:
+        time.sleep(0.005)
+    server.kill9()
+    for t in senders:
+        t.join(10)
+    spooled = list((tmp_path / "data" / "mssante" / "spool").glob("*.eml"))
+    assert spooled, "every accepted mail was delivered before the kill: nothing was tested"
+    server = ProcessServer(tmp_path / "data", port=server.port, args=args).start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(inbox(server.base, patient_id, _count="500")) < len(accepted) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        delivered = [m["identifier"][0]["value"] for m in inbox(server.base, patient_id, _count="500")]
+        assert len(delivered) == len(set(delivered))  # each once
+        assert {f"mid:{m.strip('<>')}" for m in accepted} <= set(delivered)  # none lost
+    finally:
+        server.stop()

@@ -15,10 +15,11 @@ from fhir_server.core.repository import Repository
 from fhir_server.security.audit import AuditRecorder, AuditTrail
 from fhir_server.security.scopes import parse_scopes
 from fhir_server.security.tokens import Principal
+from fhir_server.tls import server_context
 from fhir_server.v2gateway.options import Options
 from fhir_server.v2gateway.receive import receive
 from hl7v2 import ack
-from hl7v2.listener import ListenerSettings, MllpListener, networks, server_context
+from hl7v2.listener import ListenerSettings, MllpListener, networks
 
 log = logging.getLogger("mes")
 

@@ -1,0 +1,146 @@
+"""A spooled mail delivered into each recipient patient's inbox: one Communication per patient,
+in one unit of work with its receipt, so a mail is delivered once per patient whatever happens
+(a crash after the commit re-runs the delivery, which finds the receipt; the same Message-ID sent
+again by the same sender finds it too).
+
+The Communication: the patient as subject and recipient; the sender found or made from the
+MSSanté address (and the XDM author's RPPS when there is one); ``sent`` from Date, ``received``
+now; the subject as ``topic``; the text body, then each attachment as a Binary-backed payload
+(the Binary's security context is the Communication, so it is seen with it); ``inResponseTo``
+the message In-Reply-To (or the last of References) names; whether the patient may reply
+(``X-MSS-MES: FIN`` → not). CDA documents of an IHE XDM package meant for the DMP are filed there
+(``dmp/ingest.py``, the same rules as every door) and named in the payload; one the DMP refuses
+stays an attachment, and its DMP error code goes back to the sender (an error receipt).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from fhir_server.core.errors import FhirError
+from fhir_server.core.repository import Repository, Writer
+from fhir_server.core.resources import new_id
+from fhir_server.dmp.ingest import checked_cda, file_document
+from fhir_server.french.ins import SYSTEM_RPPS
+from fhir_server.inbox import mailbox
+from fhir_server.inbox.recipients import patients_of_matricule
+from fhir_server.search.criteria import token_query
+from mssante_bridge.addresses import patient_matricule
+from mssante_bridge.mail import Attachment, ParsedMail
+from mssante_bridge.spool import Envelope
+from mssante_bridge.xdm import XdmPackage
+
+DOOR = "smtp"
+
+
+@dataclass
+class Delivered:
+    """What a delivery did, for the receipts the sender asked for."""
+
+    communications: list[str] = field(default_factory=list)  # Communication ids
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (DMP error code, label) of refused documents
+
+
+def deliver(repository: Repository, envelope: Envelope, mail: ParsedMail, packages: list[XdmPackage],
+            patient_domain: str) -> Delivered:
+    """Deliver ``mail`` to every patient its envelope names (each in its own unit of work)."""
+    out = Delivered()
+    message_key = mail.message_id or _digest(mail)
+    for address in envelope.rcpt_tos:
+        matricule = patient_matricule(address, patient_domain)
+        for patient_id in patients_of_matricule(repository, matricule) if matricule else ():
+            with repository.writer() as writer:
+                receipt = f"{message_key}|{patient_id}"
+                if writer.receipt(DOOR, envelope.mail_from, receipt) is not None:
+                    continue
+                communication_id = _deliver_to(writer, envelope, mail, packages, patient_id, address, out)
+                writer.keep_receipt(DOOR, envelope.mail_from, receipt, communication_id.encode())
+            out.communications.append(communication_id)
+    return out
+
+
+def _deliver_to(writer: Writer, envelope: Envelope, mail: ParsedMail, packages: list[XdmPackage], patient_id: str,
+                address: str, out: Delivered) -> str:
+    communication_id = new_id()
+    context = {"reference": f"Communication/{communication_id}"}
+    payload: list[dict] = [{"contentString": mail.text}] if mail.text else []
+    for attachment in mail.attachments:
+        payload.append({"contentAttachment": _stored(writer, attachment, context)})
+    for document in (d for package in packages for d in package.documents if d.for_dmp):
+        filed = _filed(writer, document.data, patient_id, out)
+        if filed is not None:
+            payload.append({"contentReference": {"reference": f"DocumentReference/{filed}"}})
+    resource = mailbox.received(
+        patient=f"Patient/{patient_id}", sender=_sender(writer, envelope.mail_from, mail, packages),
+        mail=mail, address=address, envelope=envelope, payload=payload,
+        in_response_to=_answered(writer, mail), received=datetime.now(UTC))
+    writer.create("Communication", resource, resource_id=communication_id)
+    return communication_id
+
+
+def _stored(writer: Writer, attachment: Attachment, context: dict) -> dict:
+    """An attachment kept as a Binary (seen with its message), as the payload names it."""
+    binary = {"resourceType": "Binary", "contentType": attachment.content_type or "application/octet-stream",
+              "securityContext": context, "data": base64.b64encode(attachment.data).decode("ascii")}
+    binary_id = writer.create("Binary", binary).record.id
+    out = {"contentType": binary["contentType"], "url": f"Binary/{binary_id}", "size": len(attachment.data),
+           "hash": base64.b64encode(hashlib.sha1(attachment.data).digest()).decode("ascii")}
+    return {**out, "title": attachment.filename} if attachment.filename else out
+
+
+def _filed(writer: Writer, data: bytes, patient_id: str, out: Delivered) -> str | None:
+    """A CDA document filed in the patient's DMP; None (and the error kept) if the DMP refuses it
+    or it is about someone else. ``file_document`` checks everything before it writes; should a
+    write itself fail, the error goes up and the whole delivery is rolled back (and retried)."""
+    writes = len(writer.written)
+    try:
+        document = checked_cda(data)
+        ins = document.header.patient.ins
+        if ins is None or patient_id not in _patients_with_ins(writer, ins.root, ins.extension):
+            out.errors.append(("904", "INS du document différent de celui du destinataire"))
+            return None
+        return file_document(writer, document, create_patients=False).document.id
+    except FhirError as error:
+        if any(interaction != "read" for interaction, _, _ in writer.written[writes:]):
+            raise  # a half-filed document: never commit it
+        code = next((issue.dmp_code for issue in error.issues if issue.dmp_code), "906")
+        out.errors.append((code, error.issues[0].diagnostics[:200]))
+        return None
+
+
+def _patients_with_ins(writer: Writer, root: str, value: str) -> list[str]:
+    return writer.matching("Patient", token_query("identifier", f"urn:oid:{root}", value), 10)
+
+
+def _sender(writer: Writer, address: str, mail: ParsedMail, packages: list[XdmPackage]) -> str:
+    """The sender's Practitioner: by the XDM author's RPPS, else by MSSanté address; made if unknown."""
+    rpps = next((a.rpps for p in packages for a in p.submission_set.authors if a.rpps), None)
+    queries = [token_query("identifier", SYSTEM_RPPS, rpps[-11:])] if rpps else []
+    queries.append(f"email={address}")
+    for query in queries:
+        found = writer.matching("Practitioner", query, 1)
+        if found:
+            return f"Practitioner/{found[0]}"
+    made = writer.create("Practitioner", mailbox.practitioner(address, mail.sender_name, rpps))
+    return f"Practitioner/{made.record.id}"
+
+
+def _answered(writer: Writer, mail: ParsedMail) -> str | None:
+    """The inbox message this mail answers (In-Reply-To, else the latest of References we know)."""
+    for message_id in [mail.in_reply_to, *reversed(mail.references)]:
+        if message_id:
+            found = writer.matching("Communication", token_query("identifier", mailbox.MID_SYSTEM,
+                                                                 mailbox.mid(message_id)), 1)
+            if found:
+                return f"Communication/{found[0]}"
+    return None
+
+
+def _digest(mail: ParsedMail) -> str:
+    """A key for a mail without Message-ID: what makes it itself."""
+    text = "|".join([mail.sender, mail.subject, str(mail.sent), mail.text or ""])
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+

@@ -1,0 +1,133 @@
+"""The MSSanté door: the SMTP listener (``mssante_bridge/smtp.py``) wired to the core, and the
+postman that delivers what the spool holds.
+
+The door acts as one system client (``MES_SMTP_CLIENT_ID``, ``mssante-bridge``) whose writes are
+traced with the sending server's address. Delivery runs on the server's event loop, nudged when
+a mail is spooled and at start-up (what a crash left in the spool is delivered then), and retried
+a few times when it fails for a reason other than the mail itself; a mail that keeps failing moves
+to the spool's ``failed/`` folder and is logged, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from pathlib import Path
+
+from fhir_server.config import Settings
+from fhir_server.core.repository import Repository
+from fhir_server.inbox.deliver import deliver
+from fhir_server.inbox.recipients import refusal_for
+from fhir_server.security.audit import AuditRecorder, AuditTrail
+from fhir_server.security.scopes import parse_scopes
+from fhir_server.security.tokens import Principal
+from fhir_server.tls import server_context
+from mssante_bridge import smtp
+from mssante_bridge.addresses import allow_list
+from mssante_bridge.mail import MailError, MailLimits, Trust, parse_mail
+from mssante_bridge.spool import Spool
+from mssante_bridge.tls import self_signed
+from mssante_bridge.xdm import XdmError, XdmPackage, read_xdm
+
+log = logging.getLogger("mes")
+
+SCOPES = ("system/Patient.rs system/Communication.cruds system/Binary.cr system/DocumentReference.crus "
+          "system/Practitioner.crus system/PractitionerRole.rs")
+MAX_ATTEMPTS = 5
+POLL_SECONDS = 1.0
+
+
+def check_smtp_settings(settings: Settings) -> None:
+    if bool(settings.smtp_tls_cert) != bool(settings.smtp_tls_key):
+        raise ValueError("MES_SMTP_TLS_CERT and MES_SMTP_TLS_KEY go together")
+    if settings.smtp_client_ca and not Path(settings.smtp_client_ca).is_file():
+        raise ValueError(f"MES_SMTP_CLIENT_CA names no file: {settings.smtp_client_ca}")
+
+
+def xdm_packages(mail) -> list[XdmPackage]:
+    """The IHE XDM packages a mail carries (``IHE_XDM.zip``, or any zip attachment)."""
+    return [read_xdm(a.data) for a in mail.attachments
+            if (a.filename or "").lower().endswith(".zip") or a.content_type in ("application/zip",
+                                                                                  "application/x-zip-compressed")]
+
+
+class MssanteDoor:
+    def __init__(self, settings: Settings, repository: Repository, audit: AuditTrail) -> None:
+        check_smtp_settings(settings)
+        self.settings = settings
+        folder = Path(settings.data_dir) / "mssante"
+        self.spool = Spool(folder / "spool")
+        principal = Principal("system", None, settings.smtp_client_id, settings.smtp_client_id, parse_scopes(SCOPES))
+        self._access = repository.resolve_access(principal)
+        self._repository = repository
+        self._audit = audit
+        self._limits = MailLimits(total_bytes=settings.smtp_max_message_bytes)
+        self._trust = Trust.from_file(Path(settings.smtp_client_ca)) if settings.smtp_client_ca else None
+        cert, key = ((Path(settings.smtp_tls_cert), Path(settings.smtp_tls_key)) if settings.smtp_tls_cert
+                     else self_signed(folder / "tls"))
+        self._tls = server_context(cert, key, settings.smtp_client_ca or None, client_optional=True)
+        self._wake = asyncio.Event()
+        self._server: asyncio.AbstractServer | None = None
+        self._postman: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        if not s.smtp_client_ca:
+            log.warning("MSSanté bridge: no MES_SMTP_CLIENT_CA, so no sender can be authenticated: it accepts no mail")
+        gate = smtp.Gate(allow_list(s.smtp_allowed_domains), s.patient_mail_domain, bool(s.smtp_client_ca),
+                         self._recipient, self._content, self._accepted)
+        self._server = await smtp.start(gate, self.spool, s.smtp_host, s.smtp_port, self._tls,
+                                        s.smtp_max_message_bytes, socket.getfqdn())
+        self._postman = asyncio.get_running_loop().create_task(self._deliver_forever())
+        log.info("MSSanté bridge on %s:%s", s.smtp_host, s.smtp_port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._postman is not None:
+            self._postman.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._postman
+
+    def _recipient(self, sender: str, matricule: str) -> str | None:
+        refusal = refusal_for(self._repository, sender, matricule)
+        return refusal.reply() if refusal else None
+
+    def _content(self, data: bytes) -> str | None:
+        """Refuse at DATA what could never be delivered: malformed mail, MIME or ZIP bombs."""
+        try:
+            xdm_packages(parse_mail(data, self._limits, self._trust))
+        except MailError as error:
+            return f"{error.reply_code} {error.enhanced} {error.text}"
+        except XdmError as error:
+            return f"554 5.6.0 The IHE XDM package is refused: {error}"
+        return None
+
+    async def _accepted(self, key: str) -> None:
+        self._wake.set()
+
+    async def _deliver_forever(self) -> None:
+        while True:
+            for key in self.spool.pending():
+                await self._deliver_one(key)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+
+    async def _deliver_one(self, key: str) -> None:
+        spooled = self.spool.load(key)
+        recorder = AuditRecorder(self._access, spooled.envelope.peer)
+        try:
+            mail = parse_mail(spooled.data, self._limits, self._trust)
+            deliver(self._repository.acting_as(self._access, recorder), spooled.envelope, mail, xdm_packages(mail),
+                    self.settings.patient_mail_domain)
+            await self._audit.record(recorder)
+        except Exception:
+            log.exception("MSSanté bridge: delivery of %s failed (attempt %d)", key, spooled.attempts + 1)
+            if self.spool.retry_later(key, MAX_ATTEMPTS):
+                log.error("MSSanté bridge: %s moved to %s after %d attempts", key, self.spool.failed, MAX_ATTEMPTS)
+            return
+        self.spool.done(key)

@@ -1,0 +1,84 @@
+"""The inbox's resources: a received mail as a Communication, its sender as a Practitioner.
+
+No French profile of Communication exists (FRENCH_STANDARDS.md §1.6); the shape follows the
+Mon Espace Santé app's model: the conversation's subject, who wrote (with their MSSanté
+address), the text and files, whether the patient may answer (``X-MSS-MES: FIN``: not), whether
+they have read it. Server extensions (``https://mes-interop.org/fhir/StructureDefinition/…``):
+
+- ``reply-allowed`` (boolean): false when the sender closed the conversation;
+- ``read`` (dateTime): when the patient read it, absent while unread (search ``read:missing``);
+- ``mail-envelope``: what receipts need later — ``dispositionNotificationTo``, ``returnPath``,
+  ``recipient`` (the patient address written to) — and ``mdn`` (what was asked and sent);
+- ``signature``: the S/MIME verification result (``valid``, ``signer``, ``detail``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fhir_server.french.fr_core import PROFILE_PRACTITIONER
+from fhir_server.french.ins import OID_IDNAT_PS, SYSTEM_RPPS
+from fhir_server.security.space import MES_CANONICAL
+from mssante_bridge.mail import ParsedMail
+from mssante_bridge.spool import Envelope
+
+EXT = f"{MES_CANONICAL}/StructureDefinition/"
+REPLY_ALLOWED, READ, MAIL_ENVELOPE, SIGNATURE = (EXT + name for name in (
+    "reply-allowed", "read", "mail-envelope", "signature"))
+MID_SYSTEM = "urn:ietf:rfc:3986"  # a Message-ID as a URI: mid:… (RFC 2392)
+EMAIL_TYPE = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-contact-point-email-type"
+MSSANTE = {"system": "https://mos.esante.gouv.fr/NOS/TRE_R256-TypeMessagerie/FHIR/TRE-R256-TypeMessagerie",
+           "code": "MSSANTE"}
+CATEGORY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/communication-category",
+                        "code": "notification"}]}
+EMAIL_MEDIUM = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode",
+                            "code": "EMAILWRIT", "display": "email"}]}
+
+
+def mid(message_id: str) -> str:
+    """``<abc@x>`` → ``mid:abc@x`` (RFC 2392)."""
+    return "mid:" + message_id.strip().strip("<>")
+
+
+def received(*, patient: str, sender: str, mail: ParsedMail, address: str, envelope: Envelope, payload: list[dict],
+             in_response_to: str | None, received: datetime) -> dict:
+    extensions = [{"url": REPLY_ALLOWED, "valueBoolean": mail.mss.get("X-MSS-MES", "").upper() != "FIN"},
+                  {"url": MAIL_ENVELOPE, "extension": [
+                      {"url": key, "valueString": value} for key, value in (
+                          ("dispositionNotificationTo", mail.disposition_notification_to),
+                          ("returnPath", mail.return_path or envelope.mail_from), ("recipient", address)) if value]}]
+    if mail.signature is not None:
+        extensions.append({"url": SIGNATURE, "extension": [
+            {"url": "valid", "valueBoolean": mail.signature.valid},
+            *([{"url": "signer", "valueString": mail.signature.signer}] if mail.signature.signer else []),
+            {"url": "detail", "valueString": mail.signature.detail or "-"}]})
+    resource: dict = {"resourceType": "Communication", "extension": extensions}
+    if mail.message_id:
+        resource["identifier"] = [{"system": MID_SYSTEM, "value": mid(mail.message_id)}]
+    if in_response_to:
+        resource["inResponseTo"] = [{"reference": in_response_to}]
+    resource |= {"status": "completed", "category": [CATEGORY], "medium": [EMAIL_MEDIUM],
+                 "subject": {"reference": patient}}
+    if mail.subject_shown:
+        resource["topic"] = {"text": mail.subject_shown}
+    if mail.sent is not None:
+        resource["sent"] = mail.sent.isoformat()
+    resource |= {"received": received.isoformat(), "recipient": [{"reference": patient}],
+                 "sender": {"reference": sender}}
+    if payload:
+        resource["payload"] = payload
+    return resource
+
+
+def practitioner(address: str, name: str | None, rpps: str | None) -> dict:
+    """A sender the directory does not know yet: their MSSanté address, name and national ids."""
+    resource: dict = {"resourceType": "Practitioner", "meta": {"profile": [PROFILE_PRACTITIONER]}}
+    if rpps:
+        number = rpps[-11:]
+        resource["identifier"] = [{"system": OID_IDNAT_PS, "value": "8" + number},
+                                  {"system": SYSTEM_RPPS, "value": number}]
+    if name:
+        resource["name"] = [{"text": name}]
+    resource["telecom"] = [{"extension": [{"url": EMAIL_TYPE, "valueCoding": MSSANTE}], "system": "email",
+                            "value": address}]
+    return resource

@@ -1,0 +1,118 @@
+"""The MSSanté bridge as a professional's mail server sees it: a running ``mes serve`` with its
+SMTP listener (STARTTLS, client certificates from a CA the suite makes), and an SMTP client
+that speaks to it over loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+import smtplib
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from conftest import ThreadServer, free_port
+from pki import Ca, Issued
+
+from fhir_server.synthetic_mail import MailSpec, professional_mail, to_bytes
+
+SENDER = "adam.hoda@test-ci-sis.mssante.fr"
+DOMAINS = "test-ci-sis.mssante.fr,hopital-test.mssante.fr"
+INS_NIR = "urn:oid:1.2.250.1.213.1.4.8"
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Ca
+    server: Issued
+    client: Issued
+    intruder: Issued  # issued by another CA
+
+    @classmethod
+    def make(cls, folder: Path) -> Pki:
+        ca, other = Ca(folder / "ca"), Ca(folder / "other", "Other CA")
+        return cls(ca, ca.issue("bridge.mes.test", server=True), ca.issue("cabinet-hoda"), other.issue("intruder"))
+
+    def client_context(self, issued: Issued | None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca.cert))
+        if issued is not None:
+            context.load_cert_chain(issued.cert, issued.key)
+        return context
+
+
+def bridge_settings(pki: Pki, port: int, **overrides) -> dict:
+    return {"smtp_port": port, "smtp_tls_cert": str(pki.server.cert), "smtp_tls_key": str(pki.server.key),
+            "smtp_client_ca": str(pki.ca.cert), "smtp_allowed_domains": DOMAINS, **overrides}
+
+
+@contextmanager
+def running_bridge(data_dir: Path, pki: Pki, **overrides) -> Iterator[ThreadServer]:
+    port = free_port()
+    with ThreadServer(data_dir, **bridge_settings(pki, port, **overrides)) as running:
+        running.smtp_port = port
+        yield running
+
+
+@contextmanager
+def session(port: int, context: ssl.SSLContext | None) -> Iterator[smtplib.SMTP]:
+    """An SMTP session, after STARTTLS when ``context`` is given."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+        smtp.ehlo("cabinet.test-ci-sis.mssante.fr")
+        if context is not None:
+            smtp.starttls(context=context)
+            smtp.ehlo("cabinet.test-ci-sis.mssante.fr")
+        yield smtp
+
+
+def send(port: int, context: ssl.SSLContext, data: bytes, recipients: list[str], sender: str = SENDER
+         ) -> list[tuple[int, bytes]]:
+    """MAIL, each RCPT and DATA (if a recipient was accepted): every reply, in order."""
+    with session(port, context) as smtp:
+        replies = [smtp.mail(sender)]
+        replies += [smtp.rcpt(address) for address in recipients]
+        if any(code == 250 for code, _ in replies[1:]):
+            replies.append(smtp.data(data))
+        return replies
+
+
+def new_matricule() -> str:
+    return "2" + f"{uuid.uuid4().int % 10**14:014d}"
+
+
+def address(matricule: str) -> str:
+    return f"{matricule}@patient.mssante.fr"
+
+
+def new_patient(base: str, matricule: str | None = None, **extra) -> tuple[str, str]:
+    """A patient with a NIR INS: (id, address)."""
+    matricule = matricule or new_matricule()
+    resource = {"resourceType": "Patient", "identifier": [{"system": INS_NIR, "value": matricule}],
+                "name": [{"family": "Lefèvre", "given": ["Hélène"]}], **extra}
+    created = httpx.post(f"{base}/Patient", json=resource)
+    assert created.status_code == 201, created.text
+    return created.json()["id"], address(matricule)
+
+
+def mail(recipient: str, **changes) -> bytes:
+    changes.setdefault("message_id", f"<{uuid.uuid4().hex}@test-ci-sis.mssante.fr>")
+    return to_bytes(professional_mail(dataclasses.replace(MailSpec(), recipient=recipient, **changes)))
+
+
+def inbox(base: str, patient_id: str, **params) -> list[dict]:
+    found = httpx.get(f"{base}/Communication", params={"recipient": f"Patient/{patient_id}", **params})
+    assert found.status_code == 200, found.text
+    return [entry["resource"] for entry in found.json().get("entry", ())]
+
+
+def eventually(probe: Callable[[], object], seconds: float = 20) -> object:
+    """Delivery happens after the 250: wait for what it should do."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)

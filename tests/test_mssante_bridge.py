@@ -1,0 +1,264 @@
+"""The MSSanté bridge end to end: a professional's server speaks SMTP to ``mes serve`` over
+loopback (STARTTLS, a client certificate from the suite's CA), and the mail shows up in the
+patient's inbox through FHIR — or is refused at the step that can say why."""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import ssl
+
+import httpx
+import pytest
+from access_world import CLOSED, block_consent
+from mssante_world import (
+    SENDER,
+    Pki,
+    address,
+    eventually,
+    inbox,
+    mail,
+    new_matricule,
+    new_patient,
+    running_bridge,
+    send,
+    session,
+)
+
+from cda.document import read_cda
+from cda.mapping import patient as patient_of_cda
+from fhir_server.synthetic_cda import cda_document, spec
+from fhir_server.synthetic_mail import DEFAULT_PDF, MailSpec, Signer, professional_mail, sign_detached
+from fhir_server.synthetic_xdm import xdm_package, zip_bomb
+
+EXT = "https://mes-interop.org/fhir/StructureDefinition/"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    return Pki.make(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def bridge(tmp_path_factory, pki):
+    with running_bridge(tmp_path_factory.mktemp("bridge"), pki) as running:
+        yield running
+
+
+@pytest.fixture()
+def trusted(pki) -> ssl.SSLContext:
+    return pki.client_context(pki.client)
+
+
+def delivered(bridge, patient_id: str, count: int = 1) -> list[dict]:
+    return eventually(lambda: (found := inbox(bridge.base, patient_id)) and len(found) >= count and found) or []
+
+
+def extension(resource: dict, name: str) -> dict | None:
+    return next((e for e in resource.get("extension", ()) if e["url"] == EXT + name), None)
+
+
+def test_a_mail_lands_in_the_patients_inbox(bridge, trusted):
+    patient_id, to = new_patient(bridge.base)
+    replies = send(bridge.smtp_port, trusted, mail(to), [to])
+    assert [code for code, _ in replies] == [250, 250, 250]
+    (message,) = delivered(bridge, patient_id)
+    assert message["status"] == "completed"
+    assert message["subject"] == {"reference": f"Patient/{patient_id}"}
+    assert message["recipient"] == [{"reference": f"Patient/{patient_id}"}]
+    assert message["topic"]["text"] == "Compte rendu d’hospitalisation LEFÈVRE Hélène 12/03/1979"  # XDM/1.0/DDM+ off
+    assert message["sent"] == "2026-03-03T10:15:00+01:00"
+    assert message["payload"][0]["contentString"].startswith("Bonjour Madame Lefèvre,")
+    attachment = message["payload"][1]["contentAttachment"]
+    assert (attachment["title"], attachment["contentType"]) == ("Compte rendu d’hospitalisation – Hélène Lefèvre.pdf",
+                                                                "application/pdf")
+    binary = httpx.get(f"{bridge.base}/{attachment['url']}", headers={"Accept": "application/fhir+json"}).json()
+    assert base64.b64decode(binary["data"]) == DEFAULT_PDF
+    assert binary["securityContext"] == {"reference": f"Communication/{message['id']}"}
+    assert extension(message, "reply-allowed")["valueBoolean"] is True
+    sender = httpx.get(f"{bridge.base}/{message['sender']['reference']}").json()
+    assert sender["telecom"][0]["value"] == SENDER
+    assert sender["name"][0]["text"] == "Dr Adam Hôda"
+
+
+def test_the_sender_is_found_again_not_made_twice(bridge, trusted):
+    first_id, first = new_patient(bridge.base)
+    second_id, second = new_patient(bridge.base)
+    send(bridge.smtp_port, trusted, mail(first), [first])
+    send(bridge.smtp_port, trusted, mail(second), [second])
+    (a,), (b,) = delivered(bridge, first_id), delivered(bridge, second_id)
+    assert a["sender"] == b["sender"]
+
+
+def test_one_mail_to_two_patients_reaches_both(bridge, trusted):
+    (first_id, first), (second_id, second) = new_patient(bridge.base), new_patient(bridge.base)
+    replies = send(bridge.smtp_port, trusted, mail(first), [first, second])
+    assert [code for code, _ in replies] == [250, 250, 250, 250]
+    assert len(delivered(bridge, first_id)) == 1
+    assert len(delivered(bridge, second_id)) == 1
+
+
+def test_the_same_message_id_is_delivered_once_per_sender(bridge, trusted):
+    patient_id, to = new_patient(bridge.base)
+    data = mail(to)
+    for _ in range(3):
+        assert send(bridge.smtp_port, trusted, data, [to])[-1][0] == 250
+    other = data.replace(SENDER.encode(), b"ines.roux@hopital-test.mssante.fr")
+    send(bridge.smtp_port, trusted, other, [to], sender="ines.roux@hopital-test.mssante.fr")
+    messages = delivered(bridge, patient_id, 2)
+    eventually(lambda: False, 1)  # time for a wrongly repeated delivery to show
+    assert len(inbox(bridge.base, patient_id)) == len(messages) == 2  # one per sender
+
+
+def test_fin_closes_the_conversation(bridge, trusted):
+    patient_id, to = new_patient(bridge.base)
+    send(bridge.smtp_port, trusted, mail(to, mss={"X-MSS-MES": "FIN"}), [to])
+    (message,) = delivered(bridge, patient_id)
+    assert extension(message, "reply-allowed")["valueBoolean"] is False
+
+
+def test_a_reply_is_threaded_to_the_message_it_answers(bridge, trusted):
+    patient_id, to = new_patient(bridge.base)
+    first = "<premier-2026@test-ci-sis.mssante.fr>"
+    send(bridge.smtp_port, trusted, mail(to, message_id=first), [to])
+    (original,) = delivered(bridge, patient_id)
+    send(bridge.smtp_port, trusted, mail(to, in_reply_to="<unknown@x>", references=(first, "<unknown@x>")), [to])
+    answer = next(m for m in delivered(bridge, patient_id, 2) if m["id"] != original["id"])
+    assert answer["inResponseTo"] == [{"reference": f"Communication/{original['id']}"}]
+    assert original["identifier"] == [{"system": "urn:ietf:rfc:3986",
+                                       "value": "mid:premier-2026@test-ci-sis.mssante.fr"}]
+
+
+def test_an_smime_signature_is_verified_and_kept(bridge, pki, trusted):
+    patient_id, to = new_patient(bridge.base)
+    signing = pki.ca.issue("Dr Adam Hoda", email=True)
+    signed = sign_detached(professional_mail(MailSpec(recipient=to, message_id="<signe-1@test-ci-sis.mssante.fr>")),
+                           Signer.from_files(signing.cert, signing.key))
+    send(bridge.smtp_port, trusted, signed, [to])
+    (message,) = delivered(bridge, patient_id)
+    signature = {e["url"]: next(v for k, v in e.items() if k.startswith("value"))
+                 for e in extension(message, "signature")["extension"]}
+    assert signature["valid"] is True
+    assert signature["signer"] == "CN=Dr Adam Hoda"
+
+
+# -- the DMP ------------------------------------------------------------------------------------
+
+
+def _dmp_patient(bridge, s) -> tuple[str, str]:
+    resource = patient_of_cda(read_cda(cda_document(s)).header.patient)
+    created = httpx.post(f"{bridge.base}/Patient", json=resource)
+    assert created.status_code == 201, created.text
+    return created.json()["id"], address(s.ins)
+
+
+def test_a_cda_document_meant_for_the_dmp_is_filed_and_linked(bridge, trusted):
+    s = spec(seed=4242)
+    patient_id, to = _dmp_patient(bridge, s)
+    send(bridge.smtp_port, trusted, mail(to, xdm_zip=xdm_package([[s]], dest_dmp="Y")), [to])
+    (message,) = delivered(bridge, patient_id)
+    (reference,) = [p["contentReference"]["reference"] for p in message["payload"] if "contentReference" in p]
+    document = httpx.get(f"{bridge.base}/{reference}").json()
+    assert document["subject"] == {"reference": f"Patient/{patient_id}"}
+    assert document["masterIdentifier"]["value"] == f"urn:oid:{s.doc_root}"
+    zipped = [p["contentAttachment"] for p in message["payload"]
+              if p.get("contentAttachment", {}).get("title") == "IHE_XDM.zip"]
+    assert len(zipped) == 1  # the package itself stays with the message
+
+
+def test_a_document_without_the_dmp_destination_stays_in_the_inbox(bridge, trusted):
+    s = spec(seed=4343)
+    patient_id, to = _dmp_patient(bridge, s)
+    send(bridge.smtp_port, trusted, mail(to, xdm_zip=xdm_package([[s]])), [to])
+    (message,) = delivered(bridge, patient_id)
+    assert not [p for p in message["payload"] if "contentReference" in p]
+    filed = httpx.get(f"{bridge.base}/DocumentReference", params={"patient": f"Patient/{patient_id}"}).json()
+    assert filed.get("total", len(filed.get("entry", ()))) == 0
+
+
+# -- refusals -----------------------------------------------------------------------------------
+
+
+def test_mail_before_starttls_is_refused(bridge):
+    with session(bridge.smtp_port, None) as smtp:
+        code, text = smtp.mail(SENDER)
+    assert code == 530
+    assert b"STARTTLS" in text
+
+
+def test_a_session_without_a_client_certificate_gets_no_command_through(bridge, pki):
+    with session(bridge.smtp_port, pki.client_context(None)) as smtp:  # the handshake itself succeeds
+        assert smtp.mail(SENDER)[0] == 554
+        assert smtp.rcpt(address(new_matricule()))[0] == 554
+
+
+def test_a_certificate_from_another_ca_fails_the_handshake(bridge, pki):
+    with pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionError)), \
+            session(bridge.smtp_port, pki.client_context(pki.intruder)) as smtp:
+        smtp.mail(SENDER)
+
+
+def test_a_domain_off_the_allow_list_is_refused(bridge, trusted):
+    with session(bridge.smtp_port, trusted) as smtp:
+        code, text = smtp.mail("someone@ailleurs.example.org")
+    assert code == 550
+    assert b"allow-list" in text
+
+
+@pytest.mark.parametrize("recipient, expected", [
+    ("someone@example.org", b"is not a patient address"),
+    ("299999999999999@patient.mssante.fr", b"patient inconnu"),  # no test makes this INS
+    ("not-a-matricule@patient.mssante.fr", b"is not a patient address"),
+])
+def test_recipients_that_name_no_patient_are_refused_at_rcpt(bridge, trusted, recipient, expected):
+    replies = send(bridge.smtp_port, trusted, b"", [recipient])
+    assert replies[1][0] == 550
+    assert expected in replies[1][1]
+    assert len(replies) == 2  # no DATA: nothing was accepted
+
+
+def test_a_closed_space_refuses_mail(bridge, trusted):
+    _, to = new_patient(bridge.base, extension=[CLOSED])
+    code, text = send(bridge.smtp_port, trusted, b"", [to])[1]
+    assert (code, b"espace ferm" in text) == (550, True)
+
+
+def test_a_sender_the_patient_blocked_is_refused_and_others_are_not(bridge, trusted):
+    blocked = "dr.bloque@hopital-test.mssante.fr"
+    doctor = httpx.post(f"{bridge.base}/Practitioner", json={
+        "resourceType": "Practitioner", "telecom": [{"system": "email", "value": blocked}]}).json()
+    patient_id, to = new_patient(bridge.base)
+    _, elsewhere = new_patient(bridge.base)
+    consent = httpx.post(f"{bridge.base}/Consent", json=block_consent(patient_id, f"Practitioner/{doctor['id']}"))
+    assert consent.status_code == 201, consent.text
+    with session(bridge.smtp_port, trusted) as smtp:
+        smtp.mail(blocked)
+        code, text = smtp.rcpt(to)
+        assert (code, b"bloqu" in text) == (550, True)
+        assert smtp.rcpt(elsewhere)[0] == 250
+
+
+def _mime_bomb(to: str) -> bytes:
+    head = (f"From: {SENDER}\r\nTo: {to}\r\nSubject: bombe\r\nMessage-ID: <bombe@test-ci-sis.mssante.fr>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n")
+    return head.encode() + b"--b\r\n\r\n" * 500 + b"--b--\r\n"
+
+
+@pytest.mark.parametrize("hostile, expected", [
+    (lambda to: mail(to, xdm_zip=zip_bomb()), (554, b"IHE XDM")),
+    (_mime_bomb, (552, b"More than 100 MIME parts")),
+    (lambda to: mail(to, xdm_zip=b"PK\x03\x04 not a zip"), (554, b"IHE XDM")),
+], ids=["zip bomb", "MIME bomb", "broken zip"])
+def test_hostile_mail_is_refused_at_data_and_nothing_is_delivered(bridge, trusted, hostile, expected):
+    patient_id, to = new_patient(bridge.base)
+    code, text = send(bridge.smtp_port, trusted, hostile(to), [to])[-1]
+    assert (code, expected[1] in text) == (expected[0], True), text
+    eventually(lambda: False, 1)
+    assert inbox(bridge.base, patient_id) == []
+
+
+def test_without_a_trust_anchor_no_mail_is_accepted(tmp_path, pki):
+    with running_bridge(tmp_path, pki, smtp_client_ca="") as running, \
+            session(running.smtp_port, pki.client_context(pki.client)) as smtp:
+        code, text = smtp.mail(SENDER)
+    assert (code, text) == (554, b"Command refused due to lack of security")
