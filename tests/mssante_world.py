@@ -12,12 +12,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
 from pathlib import Path
 
 import httpx
-from conftest import ThreadServer, free_port
+from aiosmtpd.controller import Controller
+from conftest import FHIR_JSON, ThreadServer, free_port
 from pki import Ca, Issued
 
+from fhir_server.security.devkeys import issue_dev_token
 from fhir_server.synthetic_mail import MailSpec, professional_mail, to_bytes
 
 SENDER = "adam.hoda@test-ci-sis.mssante.fr"
@@ -51,10 +56,17 @@ def bridge_settings(pki: Pki, port: int, **overrides) -> dict:
 
 @contextmanager
 def running_bridge(data_dir: Path, pki: Pki, **overrides) -> Iterator[ThreadServer]:
+    """The server with its bridge, auth on: ``http`` is a system client, ``client(sub, scope)`` any other."""
     port = free_port()
-    with ThreadServer(data_dir, **bridge_settings(pki, port, **overrides)) as running:
-        running.smtp_port = port
-        yield running
+    with ThreadServer(data_dir, auth="on", **bridge_settings(pki, port, **overrides)) as running:
+        def client(sub: str, scope: str) -> httpx.Client:
+            token = issue_dev_token(data_dir, sub, scope, running.base)
+            return httpx.Client(base_url=running.base, timeout=30,
+                                headers={"Accept": FHIR_JSON, "Authorization": f"Bearer {token}"})
+
+        running.smtp_port, running.client = port, client
+        with client("integration-tests", "system/*.cruds") as running.http:
+            yield running
 
 
 @contextmanager
@@ -87,12 +99,12 @@ def address(matricule: str) -> str:
     return f"{matricule}@patient.mssante.fr"
 
 
-def new_patient(base: str, matricule: str | None = None, **extra) -> tuple[str, str]:
+def new_patient(http: httpx.Client, matricule: str | None = None, **extra) -> tuple[str, str]:
     """A patient with a NIR INS: (id, address)."""
     matricule = matricule or new_matricule()
     resource = {"resourceType": "Patient", "identifier": [{"system": INS_NIR, "value": matricule}],
                 "name": [{"family": "Lefèvre", "given": ["Hélène"]}], **extra}
-    created = httpx.post(f"{base}/Patient", json=resource)
+    created = http.post("/Patient", json=resource)
     assert created.status_code == 201, created.text
     return created.json()["id"], address(matricule)
 
@@ -102,8 +114,8 @@ def mail(recipient: str, **changes) -> bytes:
     return to_bytes(professional_mail(dataclasses.replace(MailSpec(), recipient=recipient, **changes)))
 
 
-def inbox(base: str, patient_id: str, **params) -> list[dict]:
-    found = httpx.get(f"{base}/Communication", params={"recipient": f"Patient/{patient_id}", **params})
+def inbox(http: httpx.Client, patient_id: str, **params) -> list[dict]:
+    found = http.get("/Communication", params={"recipient": f"Patient/{patient_id}", **params})
     assert found.status_code == 200, found.text
     return [entry["resource"] for entry in found.json().get("entry", ())]
 
@@ -116,3 +128,39 @@ def eventually(probe: Callable[[], object], seconds: float = 20) -> object:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
+
+
+@dataclass
+class Relayed:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: Message
+
+
+class RelaySink:
+    """The outbound relay (``MES_SMTP_RELAY``) as a loopback SMTP server that keeps what it is
+    given; ``refusing`` makes it answer ``451`` (a relay that is down or throttling)."""
+
+    def __init__(self) -> None:
+        self.received: list[Relayed] = []
+        self.refusing = False
+        self.port = free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.refusing:
+            return "451 4.3.0 Relay busy, try again later"
+        self.received.append(Relayed(envelope.mail_from, list(envelope.rcpt_tos),
+                                     BytesParser(policy=policy.default).parsebytes(envelope.original_content)))
+        return "250 2.0.0 OK"
+
+    def __enter__(self) -> RelaySink:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._controller.stop()
+
+    def about(self, text: str) -> list[Relayed]:
+        """What was relayed whose subject contains ``text``."""
+        return [r for r in self.received if text in str(r.message["Subject"])]

@@ -126,7 +126,8 @@ def test_mail_accepted_before_kill_9_is_delivered_once(tmp_path):
     flags = [(f"--{name.replace('_', '-')}", str(value)) for name, value in bridge_settings(pki, smtp_port).items()]
     args = tuple(part for flag in flags for part in flag)
     server = ProcessServer(tmp_path / "data", args=args).start()
-    patient_id, to = new_patient(server.base)
+    with httpx.Client(base_url=server.base) as http:
+        patient_id, to = new_patient(http)
     big = os.urandom(512 * 1024)  # delivery (a Binary of it) is slower than acceptance (a file)
     accepted: list[str] = []
 
@@ -153,9 +154,10 @@ def test_mail_accepted_before_kill_9_is_delivered_once(tmp_path):
     server = ProcessServer(tmp_path / "data", port=server.port, args=args).start()
     try:
         deadline = time.monotonic() + 60
-        while len(inbox(server.base, patient_id, _count="500")) < len(accepted) and time.monotonic() < deadline:
+        http = httpx.Client(base_url=server.base)
+        while len(inbox(http, patient_id, _count="500")) < len(accepted) and time.monotonic() < deadline:
             time.sleep(0.1)
-        delivered = [m["identifier"][0]["value"] for m in inbox(server.base, patient_id, _count="500")]
+        delivered = [m["identifier"][0]["value"] for m in inbox(http, patient_id, _count="500")]
         assert len(delivered) == len(set(delivered))  # each once
         assert {f"mid:{m.strip('<>')}" for m in accepted} <= set(delivered)  # none lost
     finally:

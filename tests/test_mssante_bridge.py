@@ -8,7 +8,6 @@ import base64
 import smtplib
 import ssl
 
-import httpx
 import pytest
 from access_world import CLOSED, block_consent
 from mssante_world import (
@@ -51,7 +50,7 @@ def trusted(pki) -> ssl.SSLContext:
 
 
 def delivered(bridge, patient_id: str, count: int = 1) -> list[dict]:
-    return eventually(lambda: (found := inbox(bridge.base, patient_id)) and len(found) >= count and found) or []
+    return eventually(lambda: (found := inbox(bridge.http, patient_id)) and len(found) >= count and found) or []
 
 
 def extension(resource: dict, name: str) -> dict | None:
@@ -59,7 +58,7 @@ def extension(resource: dict, name: str) -> dict | None:
 
 
 def test_a_mail_lands_in_the_patients_inbox(bridge, trusted):
-    patient_id, to = new_patient(bridge.base)
+    patient_id, to = new_patient(bridge.http)
     replies = send(bridge.smtp_port, trusted, mail(to), [to])
     assert [code for code, _ in replies] == [250, 250, 250]
     (message,) = delivered(bridge, patient_id)
@@ -72,18 +71,18 @@ def test_a_mail_lands_in_the_patients_inbox(bridge, trusted):
     attachment = message["payload"][1]["contentAttachment"]
     assert (attachment["title"], attachment["contentType"]) == ("Compte rendu d’hospitalisation – Hélène Lefèvre.pdf",
                                                                 "application/pdf")
-    binary = httpx.get(f"{bridge.base}/{attachment['url']}", headers={"Accept": "application/fhir+json"}).json()
+    binary = bridge.http.get(f"/{attachment['url']}", headers={"Accept": "application/fhir+json"}).json()
     assert base64.b64decode(binary["data"]) == DEFAULT_PDF
     assert binary["securityContext"] == {"reference": f"Communication/{message['id']}"}
     assert extension(message, "reply-allowed")["valueBoolean"] is True
-    sender = httpx.get(f"{bridge.base}/{message['sender']['reference']}").json()
+    sender = bridge.http.get(f"/{message['sender']['reference']}").json()
     assert sender["telecom"][0]["value"] == SENDER
     assert sender["name"][0]["text"] == "Dr Adam Hôda"
 
 
 def test_the_sender_is_found_again_not_made_twice(bridge, trusted):
-    first_id, first = new_patient(bridge.base)
-    second_id, second = new_patient(bridge.base)
+    first_id, first = new_patient(bridge.http)
+    second_id, second = new_patient(bridge.http)
     send(bridge.smtp_port, trusted, mail(first), [first])
     send(bridge.smtp_port, trusted, mail(second), [second])
     (a,), (b,) = delivered(bridge, first_id), delivered(bridge, second_id)
@@ -91,7 +90,7 @@ def test_the_sender_is_found_again_not_made_twice(bridge, trusted):
 
 
 def test_one_mail_to_two_patients_reaches_both(bridge, trusted):
-    (first_id, first), (second_id, second) = new_patient(bridge.base), new_patient(bridge.base)
+    (first_id, first), (second_id, second) = new_patient(bridge.http), new_patient(bridge.http)
     replies = send(bridge.smtp_port, trusted, mail(first), [first, second])
     assert [code for code, _ in replies] == [250, 250, 250, 250]
     assert len(delivered(bridge, first_id)) == 1
@@ -99,7 +98,7 @@ def test_one_mail_to_two_patients_reaches_both(bridge, trusted):
 
 
 def test_the_same_message_id_is_delivered_once_per_sender(bridge, trusted):
-    patient_id, to = new_patient(bridge.base)
+    patient_id, to = new_patient(bridge.http)
     data = mail(to)
     for _ in range(3):
         assert send(bridge.smtp_port, trusted, data, [to])[-1][0] == 250
@@ -107,18 +106,18 @@ def test_the_same_message_id_is_delivered_once_per_sender(bridge, trusted):
     send(bridge.smtp_port, trusted, other, [to], sender="ines.roux@hopital-test.mssante.fr")
     messages = delivered(bridge, patient_id, 2)
     eventually(lambda: False, 1)  # time for a wrongly repeated delivery to show
-    assert len(inbox(bridge.base, patient_id)) == len(messages) == 2  # one per sender
+    assert len(inbox(bridge.http, patient_id)) == len(messages) == 2  # one per sender
 
 
 def test_fin_closes_the_conversation(bridge, trusted):
-    patient_id, to = new_patient(bridge.base)
+    patient_id, to = new_patient(bridge.http)
     send(bridge.smtp_port, trusted, mail(to, mss={"X-MSS-MES": "FIN"}), [to])
     (message,) = delivered(bridge, patient_id)
     assert extension(message, "reply-allowed")["valueBoolean"] is False
 
 
 def test_a_reply_is_threaded_to_the_message_it_answers(bridge, trusted):
-    patient_id, to = new_patient(bridge.base)
+    patient_id, to = new_patient(bridge.http)
     first = "<premier-2026@test-ci-sis.mssante.fr>"
     send(bridge.smtp_port, trusted, mail(to, message_id=first), [to])
     (original,) = delivered(bridge, patient_id)
@@ -130,7 +129,7 @@ def test_a_reply_is_threaded_to_the_message_it_answers(bridge, trusted):
 
 
 def test_an_smime_signature_is_verified_and_kept(bridge, pki, trusted):
-    patient_id, to = new_patient(bridge.base)
+    patient_id, to = new_patient(bridge.http)
     signing = pki.ca.issue("Dr Adam Hoda", email=True)
     signed = sign_detached(professional_mail(MailSpec(recipient=to, message_id="<signe-1@test-ci-sis.mssante.fr>")),
                            Signer.from_files(signing.cert, signing.key))
@@ -147,7 +146,7 @@ def test_an_smime_signature_is_verified_and_kept(bridge, pki, trusted):
 
 def _dmp_patient(bridge, s) -> tuple[str, str]:
     resource = patient_of_cda(read_cda(cda_document(s)).header.patient)
-    created = httpx.post(f"{bridge.base}/Patient", json=resource)
+    created = bridge.http.post("/Patient", json=resource)
     assert created.status_code == 201, created.text
     return created.json()["id"], address(s.ins)
 
@@ -158,7 +157,7 @@ def test_a_cda_document_meant_for_the_dmp_is_filed_and_linked(bridge, trusted):
     send(bridge.smtp_port, trusted, mail(to, xdm_zip=xdm_package([[s]], dest_dmp="Y")), [to])
     (message,) = delivered(bridge, patient_id)
     (reference,) = [p["contentReference"]["reference"] for p in message["payload"] if "contentReference" in p]
-    document = httpx.get(f"{bridge.base}/{reference}").json()
+    document = bridge.http.get(f"/{reference}").json()
     assert document["subject"] == {"reference": f"Patient/{patient_id}"}
     assert document["masterIdentifier"]["value"] == f"urn:oid:{s.doc_root}"
     zipped = [p["contentAttachment"] for p in message["payload"]
@@ -172,7 +171,7 @@ def test_a_document_without_the_dmp_destination_stays_in_the_inbox(bridge, trust
     send(bridge.smtp_port, trusted, mail(to, xdm_zip=xdm_package([[s]])), [to])
     (message,) = delivered(bridge, patient_id)
     assert not [p for p in message["payload"] if "contentReference" in p]
-    filed = httpx.get(f"{bridge.base}/DocumentReference", params={"patient": f"Patient/{patient_id}"}).json()
+    filed = bridge.http.get("/DocumentReference", params={"patient": f"Patient/{patient_id}"}).json()
     assert filed.get("total", len(filed.get("entry", ()))) == 0
 
 
@@ -218,18 +217,18 @@ def test_recipients_that_name_no_patient_are_refused_at_rcpt(bridge, trusted, re
 
 
 def test_a_closed_space_refuses_mail(bridge, trusted):
-    _, to = new_patient(bridge.base, extension=[CLOSED])
+    _, to = new_patient(bridge.http, extension=[CLOSED])
     code, text = send(bridge.smtp_port, trusted, b"", [to])[1]
     assert (code, b"espace ferm" in text) == (550, True)
 
 
 def test_a_sender_the_patient_blocked_is_refused_and_others_are_not(bridge, trusted):
     blocked = "dr.bloque@hopital-test.mssante.fr"
-    doctor = httpx.post(f"{bridge.base}/Practitioner", json={
+    doctor = bridge.http.post("/Practitioner", json={
         "resourceType": "Practitioner", "telecom": [{"system": "email", "value": blocked}]}).json()
-    patient_id, to = new_patient(bridge.base)
-    _, elsewhere = new_patient(bridge.base)
-    consent = httpx.post(f"{bridge.base}/Consent", json=block_consent(patient_id, f"Practitioner/{doctor['id']}"))
+    patient_id, to = new_patient(bridge.http)
+    _, elsewhere = new_patient(bridge.http)
+    consent = bridge.http.post("/Consent", json=block_consent(patient_id, f"Practitioner/{doctor['id']}"))
     assert consent.status_code == 201, consent.text
     with session(bridge.smtp_port, trusted) as smtp:
         smtp.mail(blocked)
@@ -250,11 +249,11 @@ def _mime_bomb(to: str) -> bytes:
     (lambda to: mail(to, xdm_zip=b"PK\x03\x04 not a zip"), (554, b"IHE XDM")),
 ], ids=["zip bomb", "MIME bomb", "broken zip"])
 def test_hostile_mail_is_refused_at_data_and_nothing_is_delivered(bridge, trusted, hostile, expected):
-    patient_id, to = new_patient(bridge.base)
+    patient_id, to = new_patient(bridge.http)
     code, text = send(bridge.smtp_port, trusted, hostile(to), [to])[-1]
     assert (code, expected[1] in text) == (expected[0], True), text
     eventually(lambda: False, 1)
-    assert inbox(bridge.base, patient_id) == []
+    assert inbox(bridge.http, patient_id) == []
 
 
 def test_without_a_trust_anchor_no_mail_is_accepted(tmp_path, pki):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import Repository, Writer
 from fhir_server.core.resources import new_id
 from fhir_server.dmp.ingest import checked_cda, file_document
+from fhir_server.french.dmp_errors import ERRORS
 from fhir_server.french.ins import SYSTEM_RPPS
 from fhir_server.inbox import mailbox
 from fhir_server.inbox.recipients import patients_of_matricule
@@ -34,6 +36,7 @@ from mssante_bridge.spool import Envelope
 from mssante_bridge.xdm import XdmPackage
 
 DOOR = "smtp"
+log = logging.getLogger("mes")
 
 
 @dataclass
@@ -44,7 +47,7 @@ class Delivered:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (DMP error code, label) of refused documents
 
 
-def deliver(repository: Repository, envelope: Envelope, mail: ParsedMail, packages: list[XdmPackage],
+def deliver(repository: Repository, envelope: Envelope, data: bytes, mail: ParsedMail, packages: list[XdmPackage],
             patient_domain: str) -> Delivered:
     """Deliver ``mail`` to every patient its envelope names (each in its own unit of work)."""
     out = Delivered()
@@ -56,27 +59,30 @@ def deliver(repository: Repository, envelope: Envelope, mail: ParsedMail, packag
                 receipt = f"{message_key}|{patient_id}"
                 if writer.receipt(DOOR, envelope.mail_from, receipt) is not None:
                     continue
-                communication_id = _deliver_to(writer, envelope, mail, packages, patient_id, address, out)
+                communication_id = _deliver_to(writer, envelope, data, mail, packages, patient_id, address, out)
                 writer.keep_receipt(DOOR, envelope.mail_from, receipt, communication_id.encode())
             out.communications.append(communication_id)
     return out
 
 
-def _deliver_to(writer: Writer, envelope: Envelope, mail: ParsedMail, packages: list[XdmPackage], patient_id: str,
-                address: str, out: Delivered) -> str:
+def _deliver_to(writer: Writer, envelope: Envelope, data: bytes, mail: ParsedMail, packages: list[XdmPackage],
+                patient_id: str, address: str, out: Delivered) -> str:
     communication_id = new_id()
     context = {"reference": f"Communication/{communication_id}"}
     payload: list[dict] = [{"contentString": mail.text}] if mail.text else []
     for attachment in mail.attachments:
         payload.append({"contentAttachment": _stored(writer, attachment, context)})
+    errors: list[tuple[str, str]] = []
     for document in (d for package in packages for d in package.documents if d.for_dmp):
-        filed = _filed(writer, document.data, patient_id, out)
+        filed = _filed(writer, document.data, patient_id, errors)
         if filed is not None:
             payload.append({"contentReference": {"reference": f"DocumentReference/{filed}"}})
+    out.errors += errors
+    original = _stored(writer, Attachment(None, "message/rfc822", data), context)["url"]
     resource = mailbox.received(
         patient=f"Patient/{patient_id}", sender=_sender(writer, envelope.mail_from, mail, packages),
         mail=mail, address=address, envelope=envelope, payload=payload,
-        in_response_to=_answered(writer, mail), received=datetime.now(UTC))
+        in_response_to=_answered(writer, mail), received=datetime.now(UTC), original=original, errors=errors)
     writer.create("Communication", resource, resource_id=communication_id)
     return communication_id
 
@@ -91,7 +97,7 @@ def _stored(writer: Writer, attachment: Attachment, context: dict) -> dict:
     return {**out, "title": attachment.filename} if attachment.filename else out
 
 
-def _filed(writer: Writer, data: bytes, patient_id: str, out: Delivered) -> str | None:
+def _filed(writer: Writer, data: bytes, patient_id: str, errors: list[tuple[str, str]]) -> str | None:
     """A CDA document filed in the patient's DMP; None (and the error kept) if the DMP refuses it
     or it is about someone else. ``file_document`` checks everything before it writes; should a
     write itself fail, the error goes up and the whole delivery is rolled back (and retried)."""
@@ -100,14 +106,16 @@ def _filed(writer: Writer, data: bytes, patient_id: str, out: Delivered) -> str 
         document = checked_cda(data)
         ins = document.header.patient.ins
         if ins is None or patient_id not in _patients_with_ins(writer, ins.root, ins.extension):
-            out.errors.append(("904", "INS du document différent de celui du destinataire"))
+            errors.append(("904", ERRORS["904"]))
             return None
         return file_document(writer, document, create_patients=False).document.id
     except FhirError as error:
         if any(interaction != "read" for interaction, _, _ in writer.written[writes:]):
             raise  # a half-filed document: never commit it
         code = next((issue.dmp_code for issue in error.issues if issue.dmp_code), "906")
-        out.errors.append((code, error.issues[0].diagnostics[:200]))
+        log.info("MSSanté bridge: a document for Patient/%s refused (%s): %s", patient_id, code,
+                 error.issues[0].diagnostics)
+        errors.append((code, ERRORS.get(code, ERRORS["906"])))
         return None
 
 

@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from pathlib import Path
 
 from fhir_server.config import Settings
 from fhir_server.core.repository import Repository
 from fhir_server.inbox.deliver import deliver
+from fhir_server.inbox.outbox import Outbox
 from fhir_server.inbox.recipients import refusal_for
 from fhir_server.security.audit import AuditRecorder, AuditTrail
 from fhir_server.security.scopes import parse_scopes
@@ -27,6 +29,7 @@ from fhir_server.tls import server_context
 from mssante_bridge import smtp
 from mssante_bridge.addresses import allow_list
 from mssante_bridge.mail import MailError, MailLimits, Trust, parse_mail
+from mssante_bridge.relay import Relay
 from mssante_bridge.spool import Spool
 from mssante_bridge.tls import self_signed
 from mssante_bridge.xdm import XdmError, XdmPackage, read_xdm
@@ -44,6 +47,8 @@ def check_smtp_settings(settings: Settings) -> None:
         raise ValueError("MES_SMTP_TLS_CERT and MES_SMTP_TLS_KEY go together")
     if settings.smtp_client_ca and not Path(settings.smtp_client_ca).is_file():
         raise ValueError(f"MES_SMTP_CLIENT_CA names no file: {settings.smtp_client_ca}")
+    if settings.smtp_relay:
+        Relay.parse(settings.smtp_relay)
 
 
 def xdm_packages(mail) -> list[XdmPackage]:
@@ -69,8 +74,9 @@ class MssanteDoor:
                      else self_signed(folder / "tls"))
         self._tls = server_context(cert, key, settings.smtp_client_ca or None, client_optional=True)
         self._wake = asyncio.Event()
+        self._outbox_wake = asyncio.Event()  # a delivery owes receipts
         self._server: asyncio.AbstractServer | None = None
-        self._postman: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         s = self.settings
@@ -80,17 +86,25 @@ class MssanteDoor:
                          self._recipient, self._content, self._accepted)
         self._server = await smtp.start(gate, self.spool, s.smtp_host, s.smtp_port, self._tls,
                                         s.smtp_max_message_bytes, socket.getfqdn())
-        self._postman = asyncio.get_running_loop().create_task(self._deliver_forever())
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._deliver_forever()))
+        if s.smtp_relay:
+            relay = Relay.parse(s.smtp_relay, ssl.create_default_context())
+            outbox = Outbox(self._repository.acting_as(self._access), self._audit, relay, s.patient_mail_domain,
+                            self._limits)
+            self._tasks.append(loop.create_task(outbox.run_forever(self._outbox_wake, POLL_SECONDS)))
+        else:
+            log.warning("MSSanté bridge: no MES_SMTP_RELAY, so receipts and patients' answers wait in the outbox")
         log.info("MSSanté bridge on %s:%s", s.smtp_host, s.smtp_port)
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        if self._postman is not None:
-            self._postman.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._postman
+                await task
 
     def _recipient(self, sender: str, matricule: str) -> str | None:
         refusal = refusal_for(self._repository, sender, matricule)
@@ -122,9 +136,10 @@ class MssanteDoor:
         recorder = AuditRecorder(self._access, spooled.envelope.peer)
         try:
             mail = parse_mail(spooled.data, self._limits, self._trust)
-            deliver(self._repository.acting_as(self._access, recorder), spooled.envelope, mail, xdm_packages(mail),
-                    self.settings.patient_mail_domain)
+            deliver(self._repository.acting_as(self._access, recorder), spooled.envelope, spooled.data, mail,
+                    xdm_packages(mail), self.settings.patient_mail_domain)
             await self._audit.record(recorder)
+            self._outbox_wake.set()
         except Exception:
             log.exception("MSSanté bridge: delivery of %s failed (attempt %d)", key, spooled.attempts + 1)
             if self.spool.retry_later(key, MAX_ATTEMPTS):

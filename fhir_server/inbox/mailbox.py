@@ -7,15 +7,21 @@ they have read it. Server extensions (``https://mes-interop.org/fhir/StructureDe
 
 - ``reply-allowed`` (boolean): false when the sender closed the conversation;
 - ``read`` (dateTime): when the patient read it, absent while unread (search ``read:missing``);
-- ``mail-envelope``: what receipts need later — ``dispositionNotificationTo``, ``returnPath``,
-  ``recipient`` (the patient address written to) — and ``mdn`` (what was asked and sent);
-- ``signature``: the S/MIME verification result (``valid``, ``signer``, ``detail``).
+- ``mail-envelope``: what receipts and replies need later — ``dispositionNotificationTo``,
+  ``returnPath``, ``recipient`` (the patient address written to), ``original`` (the mail as
+  received, a ``message/rfc822`` Binary);
+- ``receipts``: what the bridge owes the sender — ``owed`` codes (``processed`` and ``displayed``
+  MDNs when asked, ``error-mail`` when a document was refused and no MDN was asked), the
+  refused documents' DMP ``error`` codes, and what was ``sent`` (search ``receipt-owed``);
+- ``signature``: the S/MIME verification result (``valid``, ``signer``, ``detail``);
+- ``relay`` (on a patient's reply): the relay's ``attempts`` and ``lastError`` while it is retried.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from fhir_server.core.errors import DMP_ERRORS
 from fhir_server.french.fr_core import PROFILE_PRACTITIONER
 from fhir_server.french.ins import OID_IDNAT_PS, SYSTEM_RPPS
 from fhir_server.security.space import MES_CANONICAL
@@ -23,8 +29,13 @@ from mssante_bridge.mail import ParsedMail
 from mssante_bridge.spool import Envelope
 
 EXT = f"{MES_CANONICAL}/StructureDefinition/"
-REPLY_ALLOWED, READ, MAIL_ENVELOPE, SIGNATURE = (EXT + name for name in (
-    "reply-allowed", "read", "mail-envelope", "signature"))
+REPLY_ALLOWED, READ, MAIL_ENVELOPE, SIGNATURE, RECEIPTS, RELAY = (EXT + name for name in (
+    "reply-allowed", "read", "mail-envelope", "signature", "receipts", "relay"))
+#: What a patient may change on a message of their inbox: whether they have read it.
+PATIENT_SETTABLE = frozenset({READ})
+#: What only the bridge writes on a message.
+SERVER_EXTENSIONS = frozenset({REPLY_ALLOWED, MAIL_ENVELOPE, SIGNATURE, RECEIPTS, RELAY})
+PROCESSED, DISPLAYED, ERROR_MAIL = "processed", "displayed", "error-mail"
 MID_SYSTEM = "urn:ietf:rfc:3986"  # a Message-ID as a URI: mid:… (RFC 2392)
 EMAIL_TYPE = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-contact-point-email-type"
 MSSANTE = {"system": "https://mos.esante.gouv.fr/NOS/TRE_R256-TypeMessagerie/FHIR/TRE-R256-TypeMessagerie",
@@ -41,12 +52,19 @@ def mid(message_id: str) -> str:
 
 
 def received(*, patient: str, sender: str, mail: ParsedMail, address: str, envelope: Envelope, payload: list[dict],
-             in_response_to: str | None, received: datetime) -> dict:
+             in_response_to: str | None, received: datetime, original: str, errors: list[tuple[str, str]]) -> dict:
+    envelope_parts = [{"url": key, "valueString": value} for key, value in (
+        ("dispositionNotificationTo", mail.disposition_notification_to),
+        ("returnPath", mail.return_path or envelope.mail_from), ("recipient", address)) if value]
     extensions = [{"url": REPLY_ALLOWED, "valueBoolean": mail.mss.get("X-MSS-MES", "").upper() != "FIN"},
-                  {"url": MAIL_ENVELOPE, "extension": [
-                      {"url": key, "valueString": value} for key, value in (
-                          ("dispositionNotificationTo", mail.disposition_notification_to),
-                          ("returnPath", mail.return_path or envelope.mail_from), ("recipient", address)) if value]}]
+                  {"url": MAIL_ENVELOPE, "extension": [*envelope_parts,
+                                                       {"url": "original", "valueReference": {"reference": original}}]}]
+    owed = [PROCESSED, DISPLAYED] if mail.disposition_notification_to else [ERROR_MAIL] if errors else []
+    if owed:
+        extensions.append({"url": RECEIPTS, "extension": [
+            *({"url": "owed", "valueCode": code} for code in owed),
+            *({"url": "error", "valueCoding": {"system": DMP_ERRORS, "code": code, "display": label}}
+              for code, label in errors)]})
     if mail.signature is not None:
         extensions.append({"url": SIGNATURE, "extension": [
             {"url": "valid", "valueBoolean": mail.signature.valid},
@@ -82,3 +100,13 @@ def practitioner(address: str, name: str | None, rpps: str | None) -> dict:
     resource["telecom"] = [{"extension": [{"url": EMAIL_TYPE, "valueCoding": MSSANTE}], "system": "email",
                             "value": address}]
     return resource
+
+
+def part(extension: dict | None, name: str) -> list:
+    """The values of a complex extension's sub-extensions called ``name``."""
+    return [next(v for k, v in e.items() if k.startswith("value")) for e in (extension or {}).get("extension", ())
+            if e.get("url") == name]
+
+
+def extension_of(resource: dict, url: str) -> dict | None:
+    return next((e for e in resource.get("extension", ()) if e.get("url") == url), None)

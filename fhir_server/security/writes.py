@@ -3,9 +3,10 @@ of work that writes it, so the facts it relies on (a closed space, a block) cann
 
 Every write answers to the scopes first. Then: a closed space refuses new documents, messages and
 appointments whoever sends them; patients and representatives write in their own compartment
-only, and on a document someone else wrote they may only toggle the visibility labels the DMP
-leaves to them; professionals write for reachable patients (open space, not blocked), change and
-delete only the documents they wrote and the messages and appointments they take part in.
+only, on a document someone else wrote they may only toggle the visibility labels the DMP
+leaves to them, and in their inbox they mark messages read and answer (``messages.py``);
+professionals write for reachable patients (open space, not blocked), change and delete only the
+documents they wrote and the messages and appointments they take part in.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fhir_server.french.ins import OID_IDNAT_PS, SYSTEM_RPPS
 from fhir_server.french.visibility import MASQUE_PS, PATIENT_SETTABLE, TRE_A07_SYSTEMS, labels
 from fhir_server.search.compartment import compartment_params
 from fhir_server.search.extract import references_of
+from fhir_server.security.messages import check_patient_message
 from fhir_server.security.policy import (
     DIRECTORY_TYPES,
     PARTICIPANT_PARAMS,
@@ -61,6 +63,8 @@ def check_write(access: Access, unit: UnitOfWork, local_base: str | None, resour
         raise denied(f"{resource_type} resources are written by the service (system clients) only")
     if access.kind in ("patient", "related"):
         _own_record(access, local_base, resource_type, before, after, new, old)
+        if resource_type == "Communication":
+            check_patient_message(access, unit, local_base, new, old)
     else:
         _professional(access, unit, local_base, resource_type, before | after, new, old)
     return before | after

@@ -1,0 +1,280 @@
+"""The bridge's outbox: what it owes professionals, sent through the relay (``MES_SMTP_RELAY``).
+
+The store is the outbox. What is owed is written in the unit of work that caused it — a
+delivered message says which receipts it owes (``receipts`` extension, search ``receipt-owed``),
+a patient's answer is created ``in-progress`` — so a crash loses nothing owed and nothing is sent
+that was not committed. The courier asks the store what is due, sends it, and settles it: the
+owed code moves to ``sent`` / the answer becomes ``completed`` with its ``sent`` time and
+Message-ID. A crash between the relay's ``250`` and the settling sends that mail again, with the
+same Message-ID (receipts and answers are sent at least once; the professional's client sees one).
+
+A send that fails is retried with growing delays; its attempts and last error are written on the
+message (``relay`` extension), so the patient's app can show "not sent yet, because…". After
+``MAX_ATTEMPTS`` an answer is ``stopped`` (``statusReason`` says why) and a receipt is given up
+(``failed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+
+from fhir_server.core.errors import FhirError
+from fhir_server.core.repository import Repository
+from fhir_server.formats import json as fjson
+from fhir_server.inbox import mailbox
+from fhir_server.inbox.mailbox import DISPLAYED, ERROR_MAIL, PROCESSED, extension_of, part
+from fhir_server.security.audit import AuditRecorder, AuditTrail
+from mssante_bridge import mdn, replies
+from mssante_bridge.mail import MailLimits, ParsedMail, parse_mail
+from mssante_bridge.relay import Relay, RelayError
+
+log = logging.getLogger("mes")
+
+MAX_ATTEMPTS = 8
+LONGEST_WAIT_SECONDS = 600
+BATCH = 50
+ANSWER = "answer"
+#: What is due, as searches: owed receipts, displayed ones once the patient read, answers to relay.
+DUE = ((PROCESSED, [("receipt-owed", f"{PROCESSED},{ERROR_MAIL}")]),
+       (DISPLAYED, [("receipt-owed", DISPLAYED), ("read:missing", "false")]),
+       (ANSWER, [("status", "in-progress")]))
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One mail to hand to the relay, and what it settles."""
+
+    kind: str  # processed, displayed, error-mail or answer
+    communication: str  # the id of the message it is about (received, or the patient's answer)
+    message: EmailMessage
+    envelope_from: str
+    recipients: list[str]
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+
+class Outbox:
+    def __init__(self, repository: Repository, audit: AuditTrail, relay: Relay, patient_domain: str,
+                 limits: MailLimits) -> None:
+        self._repository = repository  # acting as the bridge's system client
+        self._audit = audit
+        self._relay = relay
+        self._domain = patient_domain
+        self._limits = limits
+        self._not_before: dict[str, float] = {}  # Communication id → when to try again (monotonic)
+        self._skipped: set[str] = set()  # in-progress Communications that are no answers to mail
+
+    async def run_forever(self, wake: asyncio.Event, poll_seconds: float) -> None:
+        while True:
+            try:
+                await self.send_due()
+            except Exception:  # the courier keeps going; what was due stays due
+                log.exception("MSSanté bridge: the outbox round failed")
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), poll_seconds)
+
+    async def send_due(self) -> int:
+        """Send what is due now; how many mails went out."""
+        sent = 0
+        for kind, query in DUE:
+            recorder = AuditRecorder(self._repository.access, "outbox")
+            repository = self._repository.acting_as(self._repository.access, recorder)
+            found = repository.search("Communication", query, count=BATCH).records
+            for record in found:
+                if record.id in self._skipped or self._not_before.get(record.id, 0) > time.monotonic():
+                    continue
+                sent += await self._send(repository, kind, fjson.loads(record.body))
+            await self._audit.record(recorder)
+        return sent
+
+    async def _send(self, repository: Repository, kind: str, message: dict) -> int:
+        try:
+            outgoing = self._compose(repository, kind, message)
+        except (FhirError, ValueError) as error:  # nothing can be sent for it, ever
+            why = str(error)
+            log.warning("MSSanté bridge: nothing to send for Communication/%s (%s): %s", message["id"], kind, why)
+            self._settle(repository, message["id"], lambda m: _given_up(m, kind, why))
+            return 0
+        if outgoing is None:
+            return 0
+        try:
+            await asyncio.to_thread(self._relay.send, outgoing.message, outgoing.envelope_from, outgoing.recipients)
+        except RelayError as error:
+            self._failed(repository, outgoing, str(error))
+            return 0
+        self._not_before.pop(message["id"], None)
+        self._settle(repository, message["id"], lambda m: _settled(m, outgoing))
+        return 1
+
+    # -- composing -------------------------------------------------------------------------
+
+    def _compose(self, repository: Repository, kind: str, message: dict) -> Outgoing | None:
+        if kind == ANSWER:
+            return self._answer(repository, message)
+        owed = part(extension_of(message, mailbox.RECEIPTS), "owed")
+        kind = kind if kind in owed else ERROR_MAIL if ERROR_MAIL in owed else kind
+        original, parsed = self._original(repository, message)
+        now = datetime.now(UTC)
+        message_id = f"<{kind}-{message['id']}@{self._domain}>"
+        if kind == ERROR_MAIL:
+            code, label = _first_error(message)
+            mail = mdn.error_mail(original, code=code, label=label, when=now, from_address=original.recipient,
+                                  message_id=message_id)
+        else:
+            error = _first_error(message) if kind == PROCESSED and part(extension_of(message, mailbox.RECEIPTS),
+                                                                          "error") else None
+            mail = mdn.disposition_notification(
+                original, reporting=original.recipient, disposition=mdn.PROCESSED if kind == PROCESSED
+                else mdn.DISPLAYED, error=error, when=now, message_id=message_id)
+        if mail is None:  # RFC 8098 §2.1 forbids this one (e.g. the Return-Path is not the asker)
+            self._settle(repository, message["id"], lambda m: _given_up(m, kind, "not sent: RFC 8098 §2.1"))
+            return None
+        return Outgoing(kind, message["id"], mail, mdn.ENVELOPE_SENDER, _recipients(mail))
+
+    def _original(self, repository: Repository, message: dict) -> tuple[mdn.OriginalMail, ParsedMail]:
+        """The mail ``message`` was made from, as the receipts re-attach it."""
+        envelope = extension_of(message, mailbox.MAIL_ENVELOPE)
+        (binary,) = part(envelope, "original")
+        raw = base64.b64decode(fjson.loads(repository.read(*binary["reference"].split("/", 1)).body)["data"])
+        parsed = parse_mail(raw, self._limits)
+        (recipient,) = part(envelope, "recipient")
+        return_path = next(iter(part(envelope, "returnPath")), None)
+        original = mdn.OriginalMail(
+            message_id=parsed.message_id, subject=parsed.subject, sender=parsed.sender, recipient=recipient,
+            return_path=f"<{return_path}>" if return_path else None,
+            disposition_notification_to=parsed.disposition_notification_to, raw=raw,
+            attachments=tuple(replies.Attachment(a.filename or "piece-jointe", a.content_type, a.data)
+                              for a in parsed.attachments))
+        return original, parsed
+
+    def _answer(self, repository: Repository, answer: dict) -> Outgoing | None:
+        """A patient's answer as the mail the professional receives, threaded under the message."""
+        answered_ref = (answer.get("inResponseTo") or [{}])[0].get("reference", "")
+        sender = answer.get("sender", {}).get("reference", "")
+        if not answered_ref.startswith("Communication/") or not sender.startswith(("Patient/", "RelatedPerson/")):
+            self._skipped.add(answer["id"])  # not an answer to mail: not the bridge's to send
+            return None
+        answered = fjson.loads(repository.read(*answered_ref.split("/", 1)).body)
+        original, parsed = self._original(repository, answered)
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(original.raw)
+        in_reply_to, references = replies.thread_of(headers)
+        message_id = f"<{answer['id']}@{self._domain}>"
+        mail = replies.patient_reply(
+            patient_address=original.recipient, patient_name=_name(repository, sender), to=parsed.sender,
+            subject=parsed.subject, text="\n\n".join(p["contentString"] for p in answer.get("payload", ())
+                                                     if "contentString" in p),
+            in_reply_to=in_reply_to, references=references, attachments=_attachments(answer), message_id=message_id,
+            when=datetime.now(UTC))
+        return Outgoing(ANSWER, answer["id"], mail, original.recipient, [parsed.sender])
+
+    # -- settling ------------------------------------------------------------------------------
+
+    def _failed(self, repository: Repository, outgoing: Outgoing, error: str) -> None:
+        log.warning("MSSanté bridge: the relay did not take %s of Communication/%s: %s", outgoing.kind,
+                    outgoing.communication, error)
+
+        def change(message: dict) -> dict:
+            attempts = _attempts(message) + 1
+            if attempts >= MAX_ATTEMPTS:
+                return _given_up(message, outgoing.kind, f"after {attempts} attempts: {error}")
+            return _with_relay(message, attempts, error)
+
+        settled = self._settle(repository, outgoing.communication, change)
+        attempts = _attempts(settled) if settled else MAX_ATTEMPTS
+        self._not_before[outgoing.communication] = time.monotonic() + min(2 ** attempts, LONGEST_WAIT_SECONDS)
+
+    def _settle(self, repository: Repository, communication_id: str, change: Callable[[dict], dict]) -> dict | None:
+        """Apply ``change`` to the current version (the patient may have marked it read meanwhile)."""
+        for _ in range(5):
+            with repository.writer() as writer:
+                record = writer.read_current("Communication", communication_id)
+                current = fjson.loads(record.body)
+                try:
+                    return fjson.loads(writer.update("Communication", communication_id, change(current),
+                                                     if_match=record.version).record.body)
+                except FhirError as error:
+                    if error.status not in (409, 412):
+                        raise
+        return None
+
+
+def _settled(message: dict, outgoing: Outgoing) -> dict:
+    now = datetime.now(UTC).isoformat()
+    message = _with_relay(message, 0, None)
+    if outgoing.kind == ANSWER:
+        return {**message, "status": "completed", "sent": now,
+                "identifier": [*message.get("identifier", ()),
+                               {"system": mailbox.MID_SYSTEM, "value": mailbox.mid(outgoing.message_id)}]}
+    return _receipt_done(message, outgoing.kind, "sent", f"{now} {outgoing.message_id}")
+
+
+def _given_up(message: dict, kind: str, why: str) -> dict:
+    message = _with_relay(message, 0, None)
+    if kind == ANSWER:
+        return {**message, "status": "stopped", "statusReason": {"text": f"Not relayed: {why}"}}
+    return _receipt_done(message, kind, "failed", why)
+
+
+def _receipt_done(message: dict, kind: str, outcome: str, detail: str) -> dict:
+    """The receipt ``kind`` no longer owed; what became of it noted."""
+    receipts = extension_of(message, mailbox.RECEIPTS) or {"url": mailbox.RECEIPTS, "extension": []}
+    kinds = {kind} | ({ERROR_MAIL} if kind == PROCESSED else set())  # an error MDN answers for the error mail
+    kept = [e for e in receipts["extension"] if not (e["url"] == "owed" and e["valueCode"] in kinds)]
+    receipts = {**receipts, "extension": [*kept, {"url": outcome, "valueString": f"{kind} {detail}"}]}
+    return {**message, "extension": [receipts if e.get("url") == mailbox.RECEIPTS else e
+                                     for e in message.get("extension", ())]}
+
+
+def _with_relay(message: dict, attempts: int, error: str | None) -> dict:
+    """The ``relay`` extension set to (attempts, last error), or removed."""
+    extensions = [e for e in message.get("extension", ()) if e.get("url") != mailbox.RELAY]
+    if attempts:
+        extensions.append({"url": mailbox.RELAY, "extension": [
+            {"url": "attempts", "valueInteger": attempts}, {"url": "lastError", "valueString": error or "-"}]})
+    out = {**message, "extension": extensions}
+    return out if extensions else {k: v for k, v in out.items() if k != "extension"}
+
+
+def _attempts(message: dict) -> int:
+    return next(iter(part(extension_of(message, mailbox.RELAY), "attempts")), 0)
+
+
+def _first_error(message: dict) -> tuple[str, str]:
+    coding = part(extension_of(message, mailbox.RECEIPTS), "error")[0]
+    return coding["code"], coding["display"]
+
+
+def _recipients(mail: EmailMessage) -> list[str]:
+    return [address for _, address in getaddresses(mail.get_all("To", []))]
+
+
+def _name(repository: Repository, reference: str) -> str:
+    """How the patient signs: their name as the record has it."""
+    try:
+        person = fjson.loads(repository.read(*reference.split("/", 1)).body)
+    except FhirError:
+        return ""
+    name = (person.get("name") or [{}])[0]
+    return name.get("text") or " ".join([*name.get("given", ()), name.get("family", "")]).strip()
+
+
+def _attachments(answer: dict) -> list[tuple[str, str, bytes]]:
+    """Files the patient joined to their answer (inline ``data``)."""
+    return [(a.get("title") or "piece-jointe", a.get("contentType") or "application/octet-stream",
+             base64.b64decode(a["data"]))
+            for a in (p["contentAttachment"] for p in answer.get("payload", ()) if "contentAttachment" in p)
+            if a.get("data")]
