@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 from aiosmtpd.controller import Controller
 from conftest import FHIR_JSON, ThreadServer, free_port
-from pki import Ca, Issued
 
 from fhir_server.security.devkeys import issue_dev_token
 from fhir_server.synthetic_mail import MailSpec, professional_mail, to_bytes
+from fhir_server.synthetic_pki import Ca, Issued
 
 SENDER = "adam.hoda@test-ci-sis.mssante.fr"
 DOMAINS = "test-ci-sis.mssante.fr,hopital-test.mssante.fr"

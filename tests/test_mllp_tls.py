@@ -9,9 +9,9 @@ import uuid
 import httpx
 import pytest
 from conftest import ThreadServer, free_port
-from pki import Ca
 
 from fhir_server.synthetic_cda import spec
+from fhir_server.synthetic_pki import Ca
 from fhir_server.synthetic_v2 import adt, patient_of
 from hl7v2.client import MllpClient
 from hl7v2.er7 import parse

@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pki import Ca
 
 from fhir_server.synthetic_mail import (
     DEFAULT_PDF,
@@ -35,6 +34,7 @@ from fhir_server.synthetic_mail import (
     split_headers,
     to_bytes,
 )
+from fhir_server.synthetic_pki import Ca
 from mssante_bridge.mail import Attachment, MailError, MailLimits, ParsedMail, parse_mail
 from mssante_bridge.smime import SignatureResult, Trust
 

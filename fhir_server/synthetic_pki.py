@@ -1,5 +1,5 @@
-"""A certificate authority the test suite makes for itself: CA, server and client certificates
-(the IGC-Santé role for the MLLP and SMTP doors' mutual TLS)."""
+"""A certificate authority the test suite and the benchmarks make for themselves: CA, server,
+client and S/MIME certificates (the IGC-Santé role for the MLLP and SMTP doors' mutual TLS)."""
 
 from __future__ import annotations
 
