@@ -17,7 +17,7 @@ from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import Repository
 from fhir_server.dmp.ingest import check_cda_settings
-from fhir_server.http import bundle, history, import_cda, metadata, read, search, write
+from fhir_server.http import bundle, file_document, history, import_cda, metadata, read, search, write
 from fhir_server.http.context import header
 from fhir_server.http.responses import render_error
 from fhir_server.http.router import Handler, Router
@@ -59,6 +59,7 @@ def fhir_routes() -> Router:
     router.add("/fhir/{type}/_search", POST=search.search_post)
     router.add("/fhir/DocumentReference/$import-cda", POST=import_cda.import_cda)
     router.add("/fhir/{type}/{id}", GET=read.read, PUT=write.update, DELETE=write.delete, PATCH=write.patch)
+    router.add("/fhir/Communication/{id}/$file-document", POST=file_document.file_document)
     router.add("/fhir/{type}/{id}/_history", GET=history.history)
     router.add("/fhir/{compartment}/{cid}/{type}", GET=search.compartment_search)
     router.add("/fhir/{type}/{id}/_history/{vid}", GET=read.vread)

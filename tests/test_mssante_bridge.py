@@ -27,7 +27,7 @@ from mssante_world import (
 from cda.document import read_cda
 from cda.mapping import patient as patient_of_cda
 from fhir_server.synthetic_cda import cda_document, spec
-from fhir_server.synthetic_mail import DEFAULT_PDF, MailSpec, Signer, professional_mail, sign_detached
+from fhir_server.synthetic_mail import DEFAULT_PDF, MailSpec, Signer, professional_mail, sign_detached, to_bytes
 from fhir_server.synthetic_xdm import xdm_package, zip_bomb
 
 EXT = "https://mes-interop.org/fhir/StructureDefinition/"
@@ -160,6 +160,7 @@ def test_a_cda_document_meant_for_the_dmp_is_filed_and_linked(bridge, trusted):
     document = bridge.http.get(f"/{reference}").json()
     assert document["subject"] == {"reference": f"Patient/{patient_id}"}
     assert document["masterIdentifier"]["value"] == f"urn:oid:{s.doc_root}"
+    assert document["context"]["related"] == [{"reference": f"Communication/{message['id']}"}]
     zipped = [p["contentAttachment"] for p in message["payload"]
               if p.get("contentAttachment", {}).get("title") == "IHE_XDM.zip"]
     assert len(zipped) == 1  # the package itself stays with the message
@@ -261,3 +262,65 @@ def test_without_a_trust_anchor_no_mail_is_accepted(tmp_path, pki):
             session(running.smtp_port, pki.client_context(pki.client)) as smtp:
         code, text = smtp.mail(SENDER)
     assert (code, text) == (554, b"Command refused due to lack of security")
+
+
+# -- the patient files an attachment into the DMP ------------------------------------------------
+
+
+def _file(bridge, patient_id: str, message: dict, attachment: str, entry: str | None = None):
+    parameters = [{"name": "attachment", "valueReference": {"reference": attachment}}]
+    parameters += [{"name": "entry", "valueString": entry}] if entry else []
+    with bridge.client(f"Patient/{patient_id}", "patient/*.cruds") as me:
+        return me.post(f"/Communication/{message['id']}/$file-document",
+                       json={"resourceType": "Parameters", "parameter": parameters})
+
+
+def _attachment(message: dict, title: str) -> str:
+    return next(p["contentAttachment"]["url"] for p in message["payload"]
+                if p.get("contentAttachment", {}).get("title") == title)
+
+
+def test_the_patient_files_a_document_of_a_package_into_the_dmp(bridge, trusted):
+    s = spec(seed=4444)
+    patient_id, to = _dmp_patient(bridge, s)
+    send(bridge.smtp_port, trusted, mail(to, xdm_zip=xdm_package([[s]])), [to])
+    (message,) = delivered(bridge, patient_id)
+    filed = _file(bridge, patient_id, message, _attachment(message, "IHE_XDM.zip"))
+    assert filed.status_code == 201, filed.text
+    document = filed.json()
+    assert document["subject"] == {"reference": f"Patient/{patient_id}"}
+    assert document["context"]["related"] == [{"reference": f"Communication/{message['id']}"}]
+    again = _file(bridge, patient_id, message, _attachment(message, "IHE_XDM.zip"))
+    assert (again.status_code, again.json()["id"]) == (200, document["id"])
+    found = bridge.http.get("/DocumentReference", params={"related": f"Communication/{message['id']}"}).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [document["id"]]
+
+
+def test_the_patient_files_a_plain_cda_attachment(bridge, trusted):
+    s = spec(seed=4545)
+    patient_id, to = _dmp_patient(bridge, s)
+    message = professional_mail(MailSpec(recipient=to, message_id="<cda-joint-1@test-ci-sis.mssante.fr>"))
+    message.add_attachment(cda_document(s), maintype="application", subtype="hl7-cda+xml", filename="CR.xml")
+    send(bridge.smtp_port, trusted, to_bytes(message), [to])
+    (received,) = delivered(bridge, patient_id)
+    filed = _file(bridge, patient_id, received, _attachment(received, "CR.xml"))
+    assert filed.status_code == 201, filed.text
+    assert filed.json()["masterIdentifier"]["value"] == f"urn:oid:{s.doc_root}"
+
+
+def test_what_cannot_be_filed_is_refused_and_nothing_is_written(bridge, trusted):
+    s, other = spec(seed=4646), spec(seed=4747)
+    patient_id, to = _dmp_patient(bridge, s)
+    send(bridge.smtp_port, trusted, mail(to, xdm_zip=xdm_package([[other]])), [to])  # about someone else
+    (message,) = delivered(bridge, patient_id)
+    wrong_person = _file(bridge, patient_id, message, _attachment(message, "IHE_XDM.zip"))
+    assert wrong_person.status_code == 422
+    assert wrong_person.json()["issue"][0]["details"]["coding"][0]["code"] == "904"
+    pdf = _file(bridge, patient_id, message, _attachment(message, MailSpec().pdf_name))
+    assert (pdf.status_code, "neither a CDA document" in pdf.text) == (422, True)
+    unknown = _file(bridge, patient_id, message, "Binary/ailleurs")
+    assert (unknown.status_code, "is not an attachment" in unknown.text) == (422, True)
+    stranger, _ = new_patient(bridge.http)
+    assert _file(bridge, stranger, message, _attachment(message, "IHE_XDM.zip")).status_code == 404
+    filed = bridge.http.get("/DocumentReference", params={"related": f"Communication/{message['id']}"}).json()
+    assert not filed.get("entry")

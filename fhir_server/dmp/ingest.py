@@ -70,10 +70,11 @@ def checked_cda(data: bytes, xsd: Path | None = None, sch: Path | None = None) -
 
 
 def file_document(writer: Writer, document: CdaDocument, *, create_patients: bool = True,
-                  labels: Iterable[str] = ()) -> Filed:
+                  labels: Iterable[str] = (), related: str | None = None) -> Filed:
     """File a checked document in ``writer``'s unit of work (a door may write more in the same
     unit: the receipt of the message that carried it). ``labels``: TRE_A07 visibility codes the
-    sender asked for besides the document's own confidentiality."""
+    sender asked for besides the document's own confidentiality; ``related``: where the document
+    came from (the inbox message that carried it), as ``context.related``."""
     header = document.header
     if writer.exists("DocumentReference", _document_query(header.document_id)):  # one lookup for a new one
         existing = _filed(writer, header.document_id)
@@ -85,6 +86,8 @@ def file_document(writer: Writer, document: CdaDocument, *, create_patients: boo
     document_id, binary_id = new_id(), new_id()
     mapped = document.to_fhir(f"Patient/{patient_id}", f"Binary/{binary_id}")
     mapped.document["securityLabel"] += [{"coding": [{"system": TRE_A07, "code": code}]} for code in sorted(labels)]
+    if related:
+        mapped.document["context"]["related"] = [{"reference": related}]
     replaced = _replaced(writer, header.replaces) if header.replaces else None
     if replaced is not None:
         mapped.document["relatesTo"][0]["target"]["reference"] = f"DocumentReference/{replaced.id}"

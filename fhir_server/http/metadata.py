@@ -28,7 +28,13 @@ def _search_params(resource_type: str) -> list[dict]:
 OPERATIONS = {"DocumentReference": [{
     "name": "import-cda", "definition": "https://mes-interop.org/fhir/OperationDefinition/DocumentReference-import-cda",
     "documentation": "POST the raw CI-SIS CDA R2 document (application/hl7-cda+xml): it is filed in the DMP "
-                     "(patient by INS, DocumentReference, the original as a Binary); docs/api.md."}]}
+                     "(patient by INS, DocumentReference, the original as a Binary); docs/api.md."}],
+              "Communication": [{
+    "name": "file-document",
+    "definition": "https://mes-interop.org/fhir/OperationDefinition/Communication-file-document",
+    "documentation": "POST Communication/{id}/$file-document with Parameters attachment (the Binary/… of the "
+                     "payload) and, for an IHE XDM package of several documents, entry: the CDA document is filed in "
+                     "the DMP of the message's patient; docs/api.md."}]}
 #: Types read from the access-trace log: never written through the API, not versioned.
 READ_ONLY = {"AuditEvent": ("read", "vread", "search-type")}
 SECURITY = {

@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import Repository, Writer
 from fhir_server.core.resources import new_id
-from fhir_server.dmp.ingest import checked_cda, file_document
 from fhir_server.french.dmp_errors import ERRORS
 from fhir_server.french.ins import SYSTEM_RPPS
 from fhir_server.inbox import mailbox
+from fhir_server.inbox.filing import file_for_patient
 from fhir_server.inbox.recipients import patients_of_matricule
 from fhir_server.search.criteria import token_query
 from mssante_bridge.addresses import patient_matricule
@@ -74,7 +74,7 @@ def _deliver_to(writer: Writer, envelope: Envelope, data: bytes, mail: ParsedMai
         payload.append({"contentAttachment": _stored(writer, attachment, context)})
     errors: list[tuple[str, str]] = []
     for document in (d for package in packages for d in package.documents if d.for_dmp):
-        filed = _filed(writer, document.data, patient_id, errors)
+        filed = _filed(writer, document.data, patient_id, context["reference"], errors)
         if filed is not None:
             payload.append({"contentReference": {"reference": f"DocumentReference/{filed}"}})
     out.errors += errors
@@ -97,18 +97,13 @@ def _stored(writer: Writer, attachment: Attachment, context: dict) -> dict:
     return {**out, "title": attachment.filename} if attachment.filename else out
 
 
-def _filed(writer: Writer, data: bytes, patient_id: str, errors: list[tuple[str, str]]) -> str | None:
-    """A CDA document filed in the patient's DMP; None (and the error kept) if the DMP refuses it
-    or it is about someone else. ``file_document`` checks everything before it writes; should a
-    write itself fail, the error goes up and the whole delivery is rolled back (and retried)."""
+def _filed(writer: Writer, data: bytes, patient_id: str, message: str, errors: list[tuple[str, str]]) -> str | None:
+    """A CDA document filed in the patient's DMP; None (and the error kept) if the DMP refuses it.
+    The filing checks everything before it writes; should a write itself fail, the error goes up
+    and the whole delivery is rolled back (and retried)."""
     writes = len(writer.written)
     try:
-        document = checked_cda(data)
-        ins = document.header.patient.ins
-        if ins is None or patient_id not in _patients_with_ins(writer, ins.root, ins.extension):
-            errors.append(("904", ERRORS["904"]))
-            return None
-        return file_document(writer, document, create_patients=False).document.id
+        return file_for_patient(writer, data, patient_id, message).document.id
     except FhirError as error:
         if any(interaction != "read" for interaction, _, _ in writer.written[writes:]):
             raise  # a half-filed document: never commit it
@@ -117,10 +112,6 @@ def _filed(writer: Writer, data: bytes, patient_id: str, errors: list[tuple[str,
                  error.issues[0].diagnostics)
         errors.append((code, ERRORS.get(code, ERRORS["906"])))
         return None
-
-
-def _patients_with_ins(writer: Writer, root: str, value: str) -> list[str]:
-    return writer.matching("Patient", token_query("identifier", f"urn:oid:{root}", value), 10)
 
 
 def _sender(writer: Writer, address: str, mail: ParsedMail, packages: list[XdmPackage]) -> str:
