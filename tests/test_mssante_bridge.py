@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import smtplib
 import ssl
+import time
 
 import pytest
 from access_world import CLOSED, block_consent
@@ -29,6 +30,7 @@ from cda.mapping import patient as patient_of_cda
 from fhir_server.synthetic_cda import cda_document, spec
 from fhir_server.synthetic_mail import DEFAULT_PDF, MailSpec, Signer, professional_mail, sign_detached, to_bytes
 from fhir_server.synthetic_xdm import xdm_package, zip_bomb
+from mssante_bridge.spool import Envelope, Spool
 
 EXT = "https://mes-interop.org/fhir/StructureDefinition/"
 
@@ -75,6 +77,9 @@ def test_a_mail_lands_in_the_patients_inbox(bridge, trusted):
     assert base64.b64decode(binary["data"]) == DEFAULT_PDF
     assert binary["securityContext"] == {"reference": f"Communication/{message['id']}"}
     assert extension(message, "reply-allowed")["valueBoolean"] is True
+    envelope = [(e["url"], e.get("valueString")) for e in extension(message, "mail-envelope")["extension"]]
+    assert ("mssHeader", "X-MSS-INS: O") in envelope  # the MSSanté headers, kept as sent
+    assert ("recipient", to) in envelope
     sender = bridge.http.get(f"/{message['sender']['reference']}").json()
     assert sender["telecom"][0]["value"] == SENDER
     assert sender["name"][0]["text"] == "Dr Adam Hôda"
@@ -324,3 +329,15 @@ def test_what_cannot_be_filed_is_refused_and_nothing_is_written(bridge, trusted)
     assert _file(bridge, stranger, message, _attachment(message, "IHE_XDM.zip")).status_code == 404
     filed = bridge.http.get("/DocumentReference", params={"related": f"Communication/{message['id']}"}).json()
     assert not filed.get("entry")
+
+
+def test_a_spooled_mail_that_cannot_be_delivered_is_kept_for_an_operator(tmp_path, pki):
+    """The patient went between RCPT and delivery (here: a spool left by a crash names nobody):
+    after a few attempts the mail moves to the spool's failed/ folder, never away."""
+    spool = Spool(tmp_path / "data" / "mssante" / "spool")
+    to = address(new_matricule())
+    key = spool.put(Envelope(SENDER, (to,), "127.0.0.1", None, time.time()), mail(to))
+    with running_bridge(tmp_path / "data", pki):
+        kept = eventually(lambda: (spool.failed / f"{key}.eml").exists(), 30)
+    assert kept
+    assert spool.pending() == []

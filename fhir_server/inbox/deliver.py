@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fhir_server.core.errors import FhirError
@@ -39,34 +38,34 @@ DOOR = "smtp"
 log = logging.getLogger("mes")
 
 
-@dataclass
-class Delivered:
-    """What a delivery did, for the receipts the sender asked for."""
-
-    communications: list[str] = field(default_factory=list)  # Communication ids
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (DMP error code, label) of refused documents
+class Undeliverable(Exception):
+    """A recipient accepted at RCPT names no patient any more (the record went in between)."""
 
 
 def deliver(repository: Repository, envelope: Envelope, data: bytes, mail: ParsedMail, packages: list[XdmPackage],
-            patient_domain: str) -> Delivered:
-    """Deliver ``mail`` to every patient its envelope names (each in its own unit of work)."""
-    out = Delivered()
+            patient_domain: str) -> list[str]:
+    """Deliver ``mail`` to every patient its envelope names (each in its own unit of work); the
+    ids of the Communications delivered now (not those a previous attempt delivered)."""
+    delivered = []
     message_key = mail.message_id or _digest(mail)
     for address in envelope.rcpt_tos:
         matricule = patient_matricule(address, patient_domain)
-        for patient_id in patients_of_matricule(repository, matricule) if matricule else ():
+        patients = patients_of_matricule(repository, matricule) if matricule else []
+        if not patients:
+            raise Undeliverable(f"{address} names no patient any more")
+        for patient_id in patients:
             with repository.writer() as writer:
                 receipt = f"{message_key}|{patient_id}"
                 if writer.receipt(DOOR, envelope.mail_from, receipt) is not None:
                     continue
-                communication_id = _deliver_to(writer, envelope, data, mail, packages, patient_id, address, out)
+                communication_id = _deliver_to(writer, envelope, data, mail, packages, patient_id, address)
                 writer.keep_receipt(DOOR, envelope.mail_from, receipt, communication_id.encode())
-            out.communications.append(communication_id)
-    return out
+            delivered.append(communication_id)
+    return delivered
 
 
 def _deliver_to(writer: Writer, envelope: Envelope, data: bytes, mail: ParsedMail, packages: list[XdmPackage],
-                patient_id: str, address: str, out: Delivered) -> str:
+                patient_id: str, address: str) -> str:
     communication_id = new_id()
     context = {"reference": f"Communication/{communication_id}"}
     payload: list[dict] = [{"contentString": mail.text}] if mail.text else []
@@ -77,7 +76,6 @@ def _deliver_to(writer: Writer, envelope: Envelope, data: bytes, mail: ParsedMai
         filed = _filed(writer, document.data, patient_id, context["reference"], errors)
         if filed is not None:
             payload.append({"contentReference": {"reference": f"DocumentReference/{filed}"}})
-    out.errors += errors
     original = _stored(writer, Attachment(None, "message/rfc822", data), context)["url"]
     resource = mailbox.received(
         patient=f"Patient/{patient_id}", sender=_sender(writer, envelope.mail_from, mail, packages),

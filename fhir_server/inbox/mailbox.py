@@ -8,8 +8,8 @@ they have read it. Server extensions (``https://mes-interop.org/fhir/StructureDe
 - ``reply-allowed`` (boolean): false when the sender closed the conversation;
 - ``read`` (dateTime): when the patient read it, absent while unread (search ``read:missing``);
 - ``mail-envelope``: what receipts and replies need later — ``dispositionNotificationTo``,
-  ``returnPath``, ``recipient`` (the patient address written to), ``original`` (the mail as
-  received, a ``message/rfc822`` Binary);
+  ``returnPath``, ``recipient`` (the patient address written to), the ``X-MSS-*`` headers
+  (``mssHeader``, "name: value"), ``original`` (the mail as received, a ``message/rfc822`` Binary);
 - ``receipts``: what the bridge owes the sender — ``owed`` codes (``processed`` and ``displayed``
   MDNs when asked, ``error-mail`` when a document was refused and no MDN was asked), the
   refused documents' DMP ``error`` codes, and what was ``sent`` (search ``receipt-owed``);
@@ -56,6 +56,8 @@ def received(*, patient: str, sender: str, mail: ParsedMail, address: str, envel
     envelope_parts = [{"url": key, "valueString": value} for key, value in (
         ("dispositionNotificationTo", mail.disposition_notification_to),
         ("returnPath", mail.return_path or envelope.mail_from), ("recipient", address)) if value]
+    envelope_parts += [{"url": "mssHeader", "valueString": f"{name}: {value}"}
+                       for name, value in sorted(mail.mss.items())]
     extensions = [{"url": REPLY_ALLOWED, "valueBoolean": mail.mss.get("X-MSS-MES", "").upper() != "FIN"},
                   {"url": MAIL_ENVELOPE, "extension": [*envelope_parts,
                                                        {"url": "original", "valueReference": {"reference": original}}]}]

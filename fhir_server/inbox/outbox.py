@@ -8,6 +8,13 @@ owed code moves to ``sent`` / the answer becomes ``completed`` with its ``sent``
 Message-ID. A crash between the relay's ``250`` and the settling sends that mail again, with the
 same Message-ID (receipts and answers are sent at least once; the professional's client sees one).
 
+Both receipts go out when the sender asked for one (``Disposition-Notification-To``): the
+``processed`` one is the bridge's own integration report, the CI-SIS asks for it (with the DMP's
+error code when a document was refused); the ``displayed`` one is the patient's, made when their
+app marks the message read. RFC 8098 lets one user agent send one MDN per recipient; here two
+agents report, each once (and a refused document's error mail replaces the ``processed`` MDN
+when no MDN was asked).
+
 A send that fails is retried with growing delays; its attempts and last error are written on the
 message (``relay`` extension), so the patient's app can show "not sent yet, because…". After
 ``MAX_ATTEMPTS`` an answer is ``stopped`` (``statusReason`` says why) and a receipt is given up
