@@ -77,6 +77,7 @@ class XdmOptions:
     top_folder: str = ""  # e.g. "KA202401/": the whole package under one folder
     sender: str | None = None  # the author's MSSanté address (default: from the author's name)
     author_role: str | None = None
+    author_person: bool = True  # False: the author is the institution alone (an organisation's mailbox)
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ def _author(header: CdaHeader, target: str, scheme: str, options: XdmOptions) ->
     """authorPerson (XCN), authorInstitution (XON), authorRole, authorSpecialty (CE), authorTelecommunication."""
     person = header.authors[0]
     org = person.organization
-    slots = [("authorPerson", xcn(person)),
+    slots = [("authorPerson", xcn(person) if options.author_person else None),
              ("authorInstitution", f"{org.name}^^^^^&{IDNAT_ST}&ISO^IDNST^^^{org.id.extension}" if org and org.id
               else None),
              ("authorRole", options.author_role),

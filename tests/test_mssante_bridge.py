@@ -341,3 +341,21 @@ def test_a_spooled_mail_that_cannot_be_delivered_is_kept_for_an_operator(tmp_pat
         kept = eventually(lambda: (spool.failed / f"{key}.eml").exists(), 30)
     assert kept
     assert spool.pending() == []
+
+
+def test_an_organisations_mailbox_is_an_organization(bridge, trusted):
+    s = spec(seed=4848)
+    secretariat = "secretariat@hopital-test.mssante.fr"
+    senders = []
+    for _ in range(2):
+        patient_id, to = new_patient(bridge.http)
+        package = xdm_package([[s]], author_person=False, sender=secretariat)
+        send(bridge.smtp_port, trusted, mail(to, xdm_zip=package), [to], sender=secretariat)
+        (message,) = delivered(bridge, patient_id)
+        senders.append(message["sender"]["reference"])
+    assert senders[0] == senders[1]  # found again by its address
+    assert senders[0].startswith("Organization/")
+    organization = bridge.http.get(f"/{senders[0]}").json()
+    assert organization["name"] == s.organization_name
+    assert organization["telecom"][0]["value"] == secretariat
+    assert organization["identifier"][0]["system"] == "urn:oid:1.2.250.1.71.4.2.2"

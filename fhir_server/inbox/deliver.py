@@ -113,16 +113,21 @@ def _filed(writer: Writer, data: bytes, patient_id: str, message: str, errors: l
 
 
 def _sender(writer: Writer, address: str, mail: ParsedMail, packages: list[XdmPackage]) -> str:
-    """The sender's Practitioner: by the XDM author's RPPS, else by MSSanté address; made if unknown."""
-    rpps = next((a.rpps for p in packages for a in p.submission_set.authors if a.rpps), None)
-    queries = [token_query("identifier", SYSTEM_RPPS, rpps[-11:])] if rpps else []
-    queries.append(f"email={address}")
-    for query in queries:
-        found = writer.matching("Practitioner", query, 1)
+    """Who wrote: the Practitioner of the XDM author's RPPS, else the Practitioner or Organization
+    with this MSSanté address; made if unknown — an Organization when the XDM author is an
+    institution alone (an organisation's mailbox), else a Practitioner."""
+    authors = [a for package in packages for a in package.submission_set.authors]
+    rpps = next((a.rpps for a in authors if a.rpps), None)
+    queries = [("Practitioner", token_query("identifier", SYSTEM_RPPS, rpps[-11:]))] if rpps else []
+    queries += [("Practitioner", f"email={address}"), ("Organization", f"email={address}")]
+    for resource_type, query in queries:
+        found = writer.matching(resource_type, query, 1)
         if found:
-            return f"Practitioner/{found[0]}"
-    made = writer.create("Practitioner", mailbox.practitioner(address, mail.sender_name, rpps))
-    return f"Practitioner/{made.record.id}"
+            return f"{resource_type}/{found[0]}"
+    institution = next((a.institution for a in authors if a.institution and not a.person), None)
+    made = writer.create("Organization", mailbox.organization(address, institution)) if institution and not rpps \
+        else writer.create("Practitioner", mailbox.practitioner(address, mail.sender_name, rpps))
+    return f"{made.record.type}/{made.record.id}"
 
 
 def _answered(writer: Writer, mail: ParsedMail) -> str | None:

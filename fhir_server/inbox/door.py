@@ -37,7 +37,7 @@ from mssante_bridge.xdm import XdmError, XdmPackage, read_xdm
 log = logging.getLogger("mes")
 
 SCOPES = ("system/Patient.rs system/Communication.cruds system/Binary.cr system/DocumentReference.crus "
-          "system/Practitioner.crus system/PractitionerRole.rs")
+          "system/Practitioner.crus system/PractitionerRole.rs system/Organization.crs")
 MAX_ATTEMPTS = 5
 POLL_SECONDS = 1.0
 

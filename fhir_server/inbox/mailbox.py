@@ -22,8 +22,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from fhir_server.core.errors import DMP_ERRORS
-from fhir_server.french.fr_core import PROFILE_PRACTITIONER
-from fhir_server.french.ins import OID_IDNAT_PS, SYSTEM_RPPS
+from fhir_server.french.fr_core import PROFILE_ORGANIZATION, PROFILE_PRACTITIONER
+from fhir_server.french.ins import OID_IDNAT_PS, OID_IDNAT_ST, SYSTEM_RPPS
 from fhir_server.security.space import MES_CANONICAL
 from mssante_bridge.mail import ParsedMail
 from mssante_bridge.spool import Envelope
@@ -90,6 +90,21 @@ def received(*, patient: str, sender: str, mail: ParsedMail, address: str, envel
     return resource
 
 
+def _mssante_address(address: str) -> list[dict]:
+    return [{"extension": [{"url": EMAIL_TYPE, "valueCoding": MSSANTE}], "system": "email", "value": address}]
+
+
+def organization(address: str, institution: str) -> dict:
+    """An organisation's mailbox the directory does not know yet, from the XDM authorInstitution
+    (XON: ``name^^^^^&<authority OID>&ISO^IDNST^^^<id>``)."""
+    parts = institution.split("^")
+    resource: dict = {"resourceType": "Organization", "meta": {"profile": [PROFILE_ORGANIZATION]}}
+    authority = parts[5].split("&")[1] if len(parts) > 5 and "&" in parts[5] else ""
+    if len(parts) > 9 and parts[9] and f"urn:oid:{authority}" == OID_IDNAT_ST:
+        resource["identifier"] = [{"system": OID_IDNAT_ST, "value": parts[9]}]
+    return {**resource, "name": parts[0] or address, "telecom": _mssante_address(address)}
+
+
 def practitioner(address: str, name: str | None, rpps: str | None) -> dict:
     """A sender the directory does not know yet: their MSSanté address, name and national ids."""
     resource: dict = {"resourceType": "Practitioner", "meta": {"profile": [PROFILE_PRACTITIONER]}}
@@ -99,8 +114,7 @@ def practitioner(address: str, name: str | None, rpps: str | None) -> dict:
                                   {"system": SYSTEM_RPPS, "value": number}]
     if name:
         resource["name"] = [{"text": name}]
-    resource["telecom"] = [{"extension": [{"url": EMAIL_TYPE, "valueCoding": MSSANTE}], "system": "email",
-                            "value": address}]
+    resource["telecom"] = _mssante_address(address)
     return resource
 
 
