@@ -359,3 +359,15 @@ def test_an_organisations_mailbox_is_an_organization(bridge, trusted):
     assert organization["name"] == s.organization_name
     assert organization["telecom"][0]["value"] == secretariat
     assert organization["identifier"][0]["system"] == "urn:oid:1.2.250.1.71.4.2.2"
+
+
+def test_a_patient_who_blocked_an_organisation_gets_no_mail_from_its_mailbox(bridge, trusted):
+    mailbox_address = "accueil@hopital-test.mssante.fr"
+    organization = bridge.http.post("/Organization", json={
+        "resourceType": "Organization", "name": "Hôpital test", "telecom": [{"system": "email",
+                                                                             "value": mailbox_address}]}).json()
+    patient_id, to = new_patient(bridge.http)
+    blocked = bridge.http.post("/Consent", json=block_consent(patient_id, f"Organization/{organization['id']}"))
+    assert blocked.status_code == 201, blocked.text
+    code, text = send(bridge.smtp_port, trusted, b"", [to], sender=mailbox_address)[1]
+    assert (code, b"bloqu" in text) == (550, True)

@@ -44,14 +44,17 @@ def patients_of_matricule(repository: Repository, matricule: str) -> list[str]:
 
 
 def sender_actors(repository: Repository, sender: str) -> tuple[str, ...]:
-    """The references that stand for the sender: Practitioners and PractitionerRoles with that
-    e-mail address, and their roles and organisations."""
+    """The references that stand for the sender: Practitioners, PractitionerRoles and
+    Organizations with that e-mail address, and the roles and organisations of the first two."""
     actors: list[str] = []
     for resource_type in ("Practitioner", "PractitionerRole"):
         clauses = plan_conditional(resource_type, urlencode([("email", sender)]), repository.local_base)
         for record in repository.store.find(resource_type, clauses, limit=MAX_MATCHES):
             principal = Principal("practitioner", f"{resource_type}/{record.id}", "mssante", sender, ())
             actors += resolve_access(repository.store, principal, local_base=repository.local_base).actors
+    organizations = plan_conditional("Organization", urlencode([("email", sender)]), repository.local_base)
+    actors += [f"Organization/{record.id}" for record in repository.store.find("Organization", organizations,
+                                                                               limit=MAX_MATCHES)]
     return tuple(dict.fromkeys(actors))
 
 
