@@ -371,3 +371,19 @@ def test_a_patient_who_blocked_an_organisation_gets_no_mail_from_its_mailbox(bri
     assert blocked.status_code == 201, blocked.text
     code, text = send(bridge.smtp_port, trusted, b"", [to], sender=mailbox_address)[1]
     assert (code, b"bloqu" in text) == (550, True)
+
+
+def test_deliveries_are_traced_in_the_patients_record_as_the_bridge(bridge, trusted):
+    patient_id, to = new_patient(bridge.http)
+    send(bridge.smtp_port, trusted, mail(to), [to])
+    (message,) = delivered(bridge, patient_id)
+    with bridge.client(f"Patient/{patient_id}", "patient/*.rs") as me:
+        trail = eventually(lambda: me.get("/AuditEvent", params={"patient": f"Patient/{patient_id}",
+                                                                 "action": "C"}).json().get("entry"))
+    created = [e["resource"] for e in trail
+               if any(f"Communication/{message['id']}" in str(o) for o in e["resource"].get("entity", ()))]
+    assert created, "the delivery left no trace in the patient's record"
+    agents = {agent["who"].get("identifier", {}).get("value") or agent["who"].get("display")
+              for event in created for agent in event["agent"]}
+    assert "mssante-bridge" in agents
+    assert {event["agent"][0]["network"]["address"] for event in created} == {"127.0.0.1"}
