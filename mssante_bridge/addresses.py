@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from email.utils import parseaddr
 
-MATRICULE = re.compile(r"[0-9][0-9AB][0-9]{13}")  # 13-character NIR (Corsica: 2A/2B) + 2-digit key
+#: NIR / NIA: sex, year, month, department (Corsica: 2A / 2B), commune, order, then the 2-digit key.
+MATRICULE = re.compile(r"[0-9]{5}(?:[0-9]{2}|2[AB])[0-9]{8}")
 
 
 def bare(address: str) -> str:

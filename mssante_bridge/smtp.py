@@ -62,6 +62,8 @@ class BridgeHandler:
                           mail_options: list[str]) -> str:
         if not (session.ssl or {}).get("peercert"):
             return "530 5.7.0 A trusted TLS client certificate is required (STARTTLS)"
+        if not bare(address):
+            return "550 5.7.1 This bridge takes no bounces or receipts (null sender): write from an MSSanté address"
         if not allowed_domain(address, self.gate.allowed_domains):
             return f"550 5.7.1 The domain of {bare(address)} is not on this bridge's MSSanté allow-list"
         envelope.mail_from = bare(address)

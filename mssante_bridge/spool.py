@@ -77,9 +77,13 @@ class Spool:
         self._attempts[key] = self._attempts.get(key, 0) + 1
         if self._attempts[key] < max_attempts:
             return False
+        self.fail(key)
+        return True
+
+    def fail(self, key: str) -> None:
+        """Set a mail aside in ``failed/`` for an operator (it can be moved back to be retried)."""
         os.replace(self.folder / f"{key}{SUFFIX}", self.failed / f"{key}{SUFFIX}")
         self._attempts.pop(key, None)
-        return True
 
 
 def _sync_folder(folder: Path) -> None:

@@ -95,6 +95,10 @@ class XdmError(ValueError):
     """A package refused, and why (in words the sender can act on)."""
 
 
+class NotXdm(XdmError):
+    """A well-formed ZIP that holds no IHE XDM package (an ordinary archive)."""
+
+
 @dataclass(frozen=True)
 class XdmLimits:
     max_entries: int = 200
@@ -192,7 +196,7 @@ def read_xdm(data: bytes, limits: XdmLimits = XdmLimits()) -> XdmPackage:
     found = [(m["base"], m["subset"], info) for info in archive.files()
              if (m := METADATA.fullmatch(info.filename))]
     if not found:
-        raise XdmError("Not an IHE XDM package: no IHE_XDM/<subset>/METADATA.XML")
+        raise NotXdm("Not an IHE XDM package: no IHE_XDM/<subset>/METADATA.XML")
     if len({base.casefold() for base, _, _ in found}) > 1:
         raise XdmError("The package has IHE_XDM folders under several top folders")
     base = found[0][0]

@@ -5,9 +5,11 @@ patient's inbox through FHIR — or is refused at the step that can say why."""
 from __future__ import annotations
 
 import base64
+import io
 import smtplib
 import ssl
 import time
+import zipfile
 
 import pytest
 from access_world import CLOSED, block_consent
@@ -387,3 +389,38 @@ def test_deliveries_are_traced_in_the_patients_record_as_the_bridge(bridge, trus
               for event in created for agent in event["agent"]}
     assert "mssante-bridge" in agents
     assert {event["agent"][0]["network"]["address"] for event in created} == {"127.0.0.1"}
+
+
+def test_a_corsican_ins_is_a_patient_address(bridge, trusted):
+    patient_id, to = new_patient(bridge.http, matricule="185052A12345678")  # born in Corse-du-Sud: 2A
+    assert send(bridge.smtp_port, trusted, mail(to), [to])[1][0] == 250
+    assert len(delivered(bridge, patient_id)) == 1
+
+
+def test_an_ordinary_zip_is_an_attachment_not_a_package(bridge, trusted):
+    patient_id, to = new_patient(bridge.http)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("photo-lesion.txt", "une photo")
+    message = professional_mail(MailSpec(recipient=to, message_id="<zip-ordinaire@test-ci-sis.mssante.fr>"))
+    message.add_attachment(archive.getvalue(), maintype="application", subtype="zip", filename="photos.zip")
+    assert send(bridge.smtp_port, trusted, to_bytes(message), [to])[-1][0] == 250
+    (received,) = delivered(bridge, patient_id)
+    assert _attachment(received, "photos.zip").startswith("Binary/")
+
+
+def test_the_null_sender_is_refused_with_its_reason(bridge, trusted):
+    with session(bridge.smtp_port, trusted) as smtp:
+        code, text = smtp.mail("<>")
+    assert (code, b"null sender" in text) == (550, True)
+
+
+def test_a_reply_is_threaded_within_the_patients_own_inbox(bridge, trusted):
+    (first_id, first), (second_id, second) = new_patient(bridge.http), new_patient(bridge.http)
+    shared = "<a-deux-2026@test-ci-sis.mssante.fr>"
+    send(bridge.smtp_port, trusted, mail(first, message_id=shared), [first, second])
+    (mine,) = delivered(bridge, second_id)
+    assert len(delivered(bridge, first_id)) == 1
+    send(bridge.smtp_port, trusted, mail(second, in_reply_to=shared), [second])
+    answer = next(m for m in delivered(bridge, second_id, 2) if m["id"] != mine["id"])
+    assert answer["inResponseTo"] == [{"reference": f"Communication/{mine['id']}"}]

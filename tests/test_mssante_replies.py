@@ -129,17 +129,18 @@ def _dmp_patient(bridge, s) -> tuple[str, str]:
     return created.json()["id"], address(s.ins)
 
 
-@pytest.mark.parametrize("asked", [True, False], ids=["MDN asked", "no MDN asked"])
+@pytest.mark.parametrize("asked", [SENDER, None, "secretariat@test-ci-sis.mssante.fr"],
+                         ids=["MDN asked", "no MDN asked", "MDN asked by another address"])
 def test_a_document_the_dmp_refuses_is_reported_with_its_ci_sis_code(bridge, pki, sink, asked):
-    recipient = spec(seed=5100 + asked)
-    someone_else = spec(seed=5200 + asked)  # the document is about another patient: INS mismatch
+    seed = 5100 + len(asked or "")
+    recipient, someone_else = spec(seed=seed), spec(seed=seed + 100)  # a document about another patient: 904
     patient = _dmp_patient(bridge, recipient)
     _, message, subject = receive(bridge, pki, patient=patient, xdm_zip=xdm_package([[someone_else]], dest_dmp="Y"),
-                                  disposition_notification_to=SENDER if asked else None)
+                                  disposition_notification_to=asked)
     (relayed,) = eventually(lambda: sink.about(subject))
     assert str(relayed.message["Subject"]).startswith("[KO Intégration système !][904] ")
-    assert relayed.rcpt_tos == [SENDER]
-    if asked:
+    assert relayed.rcpt_tos == [SENDER]  # an MDN to the asker; else the error mail to the Return-Path
+    if asked == SENDER:
         assert disposition(relayed).startswith("automatic-action/MDN-sent-automatically; processed/Error: 904^")
     else:
         assert relayed.message.get_content_type() == "multipart/mixed"  # the plain error mail

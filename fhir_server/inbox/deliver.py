@@ -80,7 +80,8 @@ def _deliver_to(writer: Writer, envelope: Envelope, data: bytes, mail: ParsedMai
     resource = mailbox.received(
         patient=f"Patient/{patient_id}", sender=_sender(writer, envelope.mail_from, mail, packages),
         mail=mail, address=address, envelope=envelope, payload=payload,
-        in_response_to=_answered(writer, mail), received=datetime.now(UTC), original=original, errors=errors)
+        in_response_to=_answered(writer, mail, patient_id), received=datetime.now(UTC), original=original,
+        errors=errors)
     writer.create("Communication", resource, resource_id=communication_id)
     return communication_id
 
@@ -130,12 +131,13 @@ def _sender(writer: Writer, address: str, mail: ParsedMail, packages: list[XdmPa
     return f"{made.record.type}/{made.record.id}"
 
 
-def _answered(writer: Writer, mail: ParsedMail) -> str | None:
-    """The inbox message this mail answers (In-Reply-To, else the latest of References we know)."""
+def _answered(writer: Writer, mail: ParsedMail, patient_id: str) -> str | None:
+    """The message of this patient's inbox this mail answers (In-Reply-To, else the latest of
+    References we know): a mail sent to several patients is one message in each inbox."""
     for message_id in [mail.in_reply_to, *reversed(mail.references)]:
         if message_id:
-            found = writer.matching("Communication", token_query("identifier", mailbox.MID_SYSTEM,
-                                                                 mailbox.mid(message_id)), 1)
+            query = token_query("identifier", mailbox.MID_SYSTEM, mailbox.mid(message_id))
+            found = writer.matching("Communication", f"{query}&subject=Patient/{patient_id}", 1)
             if found:
                 return f"Communication/{found[0]}"
     return None

@@ -4,8 +4,8 @@ postman that delivers what the spool holds.
 The door acts as one system client (``MES_SMTP_CLIENT_ID``, ``mssante-bridge``) whose writes are
 traced with the sending server's address. Delivery runs on the server's event loop, nudged when
 a mail is spooled and at start-up (what a crash left in the spool is delivered then), and retried
-a few times when it fails for a reason other than the mail itself; a mail that keeps failing moves
-to the spool's ``failed/`` folder and is logged, never dropped.
+with growing waits when it fails (a store busy, a patient gone between RCPT and delivery); a mail
+that keeps failing moves to the spool's ``failed/`` folder and is logged, never dropped.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 from pathlib import Path
 
 from fhir_server.config import Settings
 from fhir_server.core.repository import Repository
-from fhir_server.inbox.deliver import deliver
+from fhir_server.inbox.deliver import Undeliverable, deliver
+from fhir_server.inbox.filing import ZIP_TYPES
 from fhir_server.inbox.outbox import Outbox
 from fhir_server.inbox.recipients import refusal_for
 from fhir_server.security.audit import AuditRecorder, AuditTrail
@@ -28,17 +30,17 @@ from fhir_server.security.tokens import Principal
 from fhir_server.tls import server_context
 from mssante_bridge import smtp
 from mssante_bridge.addresses import allow_list
-from mssante_bridge.mail import MailError, MailLimits, Trust, parse_mail
+from mssante_bridge.mail import MailError, MailLimits, ParsedMail, Trust, parse_mail
 from mssante_bridge.relay import Relay
 from mssante_bridge.spool import Spool
 from mssante_bridge.tls import self_signed
-from mssante_bridge.xdm import XdmError, XdmPackage, read_xdm
+from mssante_bridge.xdm import NotXdm, XdmError, XdmPackage, read_xdm
 
 log = logging.getLogger("mes")
 
 SCOPES = ("system/Patient.rs system/Communication.cruds system/Binary.cr system/DocumentReference.crus "
           "system/Practitioner.crus system/PractitionerRole.rs system/Organization.crs")
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8  # waits of 1, 2, 4 … 64 s between them: about two minutes of trying
 POLL_SECONDS = 1.0
 
 
@@ -51,11 +53,20 @@ def check_smtp_settings(settings: Settings) -> None:
         Relay.parse(settings.smtp_relay)
 
 
-def xdm_packages(mail) -> list[XdmPackage]:
-    """The IHE XDM packages a mail carries (``IHE_XDM.zip``, or any zip attachment)."""
-    return [read_xdm(a.data) for a in mail.attachments
-            if (a.filename or "").lower().endswith(".zip") or a.content_type in ("application/zip",
-                                                                                  "application/x-zip-compressed")]
+def xdm_packages(mail: ParsedMail) -> list[XdmPackage]:
+    """The IHE XDM packages a mail carries: ``IHE_XDM.zip``, or any ZIP that holds one (another
+    ZIP is an ordinary attachment; one named ``IHE_XDM.zip`` must be a package)."""
+    packages = []
+    for attachment in mail.attachments:
+        name = (attachment.filename or "").lower()
+        if not name.endswith(".zip") and attachment.content_type not in ZIP_TYPES:
+            continue
+        try:
+            packages.append(read_xdm(attachment.data))
+        except NotXdm:
+            if name == "ihe_xdm.zip":
+                raise
+    return packages
 
 
 class MssanteDoor:
@@ -75,6 +86,7 @@ class MssanteDoor:
         self._tls = server_context(cert, key, settings.smtp_client_ca or None, client_optional=True)
         self._wake = asyncio.Event()
         self._outbox_wake = asyncio.Event()  # a delivery owes receipts
+        self._not_before: dict[str, float] = {}  # spool key → when to try a failed delivery again (monotonic)
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -125,9 +137,10 @@ class MssanteDoor:
 
     async def _deliver_forever(self) -> None:
         while True:
+            self._wake.clear()  # before the scan: a mail spooled during it wakes the next one
             for key in self.spool.pending():
-                await self._deliver_one(key)
-            self._wake.clear()
+                if self._not_before.get(key, 0) <= time.monotonic():
+                    await self._deliver_one(key)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
 
@@ -140,9 +153,16 @@ class MssanteDoor:
                     xdm_packages(mail), self.settings.patient_mail_domain)
             await self._audit.record(recorder)
             self._outbox_wake.set()
+        except Undeliverable as error:  # no retry brings a patient back
+            log.error("MSSanté bridge: %s set aside in %s: %s", key, self.spool.failed, error)
+            self.spool.fail(key)
+            return
         except Exception:
             log.exception("MSSanté bridge: delivery of %s failed (attempt %d)", key, spooled.attempts + 1)
+            self._not_before[key] = time.monotonic() + 2 ** spooled.attempts
             if self.spool.retry_later(key, MAX_ATTEMPTS):
                 log.error("MSSanté bridge: %s moved to %s after %d attempts", key, self.spool.failed, MAX_ATTEMPTS)
+                self._not_before.pop(key, None)
             return
+        self._not_before.pop(key, None)
         self.spool.done(key)

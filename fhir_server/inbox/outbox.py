@@ -86,11 +86,11 @@ class Outbox:
 
     async def run_forever(self, wake: asyncio.Event, poll_seconds: float) -> None:
         while True:
+            wake.clear()  # before the round: what becomes due during it wakes the next one
             try:
                 await self.send_due()
             except Exception:  # the courier keeps going; what was due stays due
                 log.exception("MSSanté bridge: the outbox round failed")
-            wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_seconds)
 
@@ -132,21 +132,20 @@ class Outbox:
     def _compose(self, repository: Repository, kind: str, message: dict) -> Outgoing | None:
         if kind == ANSWER:
             return self._answer(repository, message)
-        owed = part(extension_of(message, mailbox.RECEIPTS), "owed")
-        kind = kind if kind in owed else ERROR_MAIL if ERROR_MAIL in owed else kind
-        original, parsed = self._original(repository, message)
+        receipts = extension_of(message, mailbox.RECEIPTS)
+        error = _first_error(message) if part(receipts, "error") else None
+        original, _ = self._original(repository, message)
         now = datetime.now(UTC)
-        message_id = f"<{kind}-{message['id']}@{self._domain}>"
-        if kind == ERROR_MAIL:
-            code, label = _first_error(message)
-            mail = mdn.error_mail(original, code=code, label=label, when=now, from_address=original.recipient,
-                                  message_id=message_id)
-        else:
-            error = _first_error(message) if kind == PROCESSED and part(extension_of(message, mailbox.RECEIPTS),
-                                                                          "error") else None
+        mail = None
+        if kind in part(receipts, "owed"):
             mail = mdn.disposition_notification(
                 original, reporting=original.recipient, disposition=mdn.PROCESSED if kind == PROCESSED
-                else mdn.DISPLAYED, error=error, when=now, message_id=message_id)
+                else mdn.DISPLAYED, error=error if kind == PROCESSED else None, when=now,
+                message_id=f"<{kind}-{message['id']}@{self._domain}>")
+        if mail is None and error and kind == PROCESSED:  # no MDN asked, or RFC 8098 §2.1 forbids it
+            kind = ERROR_MAIL
+            mail = mdn.error_mail(original, code=error[0], label=error[1], when=now, from_address=original.recipient,
+                                  message_id=f"<{kind}-{message['id']}@{self._domain}>")
         if mail is None:  # RFC 8098 §2.1 forbids this one (e.g. the Return-Path is not the asker)
             self._settle(repository, message["id"], lambda m: _given_up(m, kind, "not sent: RFC 8098 §2.1"))
             return None
@@ -239,7 +238,8 @@ def _given_up(message: dict, kind: str, why: str) -> dict:
 def _receipt_done(message: dict, kind: str, outcome: str, detail: str) -> dict:
     """The receipt ``kind`` no longer owed; what became of it noted."""
     receipts = extension_of(message, mailbox.RECEIPTS) or {"url": mailbox.RECEIPTS, "extension": []}
-    kinds = {kind} | ({ERROR_MAIL} if kind == PROCESSED else set())  # an error MDN answers for the error mail
+    # the processed MDN (with the error) and the error mail answer for each other
+    kinds = {PROCESSED, ERROR_MAIL} if kind in (PROCESSED, ERROR_MAIL) else {kind}
     kept = [e for e in receipts["extension"] if not (e["url"] == "owed" and e["valueCode"] in kinds)]
     receipts = {**receipts, "extension": [*kept, {"url": outcome, "valueString": f"{kind} {detail}"}]}
     return {**message, "extension": [receipts if e.get("url") == mailbox.RECEIPTS else e
