@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage, MIMEPart
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses, make_msgid, parseaddr
 
 from fhir_server.french.dmp_errors import ERRORS  # noqa: F401  (re-exported: the MDN's error labels)
@@ -93,7 +93,7 @@ def _same_mailbox(a: str, b: str) -> bool:
 
 
 def _is_mdn(raw: bytes) -> bool:
-    head = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+    head = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)  # the raw header block is enough
     return head.get_content_type() == "multipart/report" and head.get_param("report-type") == "disposition-notification"
 
 
@@ -118,8 +118,11 @@ def _checked_error(error: tuple[str, str]) -> tuple[str, str]:
 
 
 def _original_part(original: OriginalMail, **disposition: str) -> MIMEPart:
+    """The original mail as a ``message/rfc822`` part, as received: only its header block is read
+    (the body stays text, which the generator writes back as it is), so a 100 KB mail costs no
+    MIME round trip and a signature in it still verifies."""
     part = MIMEPart()
-    part.set_content(BytesParser(policy=policy.default).parsebytes(original.raw), **disposition)
+    part.set_content(BytesHeaderParser(policy=policy.compat32).parsebytes(original.raw), **disposition)
     return part
 
 

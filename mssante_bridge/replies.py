@@ -19,6 +19,7 @@ What it follows, and why:
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import datetime
 from email.headerregistry import Address
@@ -74,10 +75,10 @@ def attachment_part(attachment: Attachment) -> MIMEPart:
     if not maintype or not subtype:
         raise ValueError(f"not a media type: {attachment.content_type!r}")
     part = MIMEPart()
-    part.set_content(
-        attachment.data, maintype, subtype, cte="base64", disposition="attachment", filename=attachment.filename
-    )
+    part.set_content(b"", maintype, subtype, cte="base64", disposition="attachment", filename=attachment.filename)
     part.set_param("name", attachment.filename)
+    # base64.encodebytes is C: set_content's own encoder loops in Python, ~ms for a 100 KB package
+    part.set_payload(base64.encodebytes(attachment.data).decode("ascii"))
     return part
 
 

@@ -30,8 +30,9 @@ log = logging.getLogger("mes")
 
 #: (sender, matricule) → an SMTP refusal ("550 5.1.1 …") or None.
 RecipientCheck = Callable[[str, str], "str | None"]
-#: The message's bytes → an SMTP refusal or None (read before it is accepted).
-ContentCheck = Callable[[bytes], "str | None"]
+#: The message's bytes → (an SMTP refusal or None, what reading it gave: handed to ``accepted``
+#: so that delivery need not read it again).
+ContentCheck = Callable[[bytes], "tuple[str | None, object]"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Gate:
     trusted: bool  # a trust anchor is configured: client certificates can be verified
     recipient: RecipientCheck
     content: ContentCheck
-    accepted: Callable[[str], Awaitable[None]]  # a mail was spooled under this key
+    accepted: Callable[[str, object], Awaitable[None]]  # a mail was spooled under this key (and read so)
 
 
 class BridgeHandler:
@@ -83,14 +84,14 @@ class BridgeHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
-        refusal = await asyncio.to_thread(self.gate.content, data)  # a 30 MB mail takes a while to read
+        refusal, read = await asyncio.to_thread(self.gate.content, data)  # a 30 MB mail takes a while to read
         if refusal is not None:
             return refusal
         certificate = (session.ssl or {}).get("peercert")
         key = await asyncio.to_thread(self.spool.put, Spooled(
             envelope.mail_from, tuple(envelope.rcpt_tos), str((session.peer or ("",))[0]), subject_of(certificate),
             time.time()), data)
-        await self.gate.accepted(key)
+        await self.gate.accepted(key, read)
         return f"250 2.0.0 Accepted for delivery as {key}"
 
 

@@ -2,8 +2,8 @@
 postman that delivers what the spool holds.
 
 The door acts as one system client (``MES_SMTP_CLIENT_ID``, ``mssante-bridge``) whose writes are
-traced with the sending server's address. Delivery runs on the server's event loop, nudged when
-a mail is spooled and at start-up (what a crash left in the spool is delivered then), and retried
+traced with the sending server's address. Delivery runs in a worker thread, one mail at a time,
+nudged when a mail is spooled and at start-up (what a crash left in the spool is delivered then), and retried
 with growing waits when it fails (a store busy, a patient gone between RCPT and delivery); a mail
 that keeps failing moves to the spool's ``failed/`` folder and is logged, never dropped.
 """
@@ -40,6 +40,8 @@ log = logging.getLogger("mes")
 
 SCOPES = ("system/Patient.rs system/Communication.cruds system/Binary.cr system/DocumentReference.crus "
           "system/Practitioner.crus system/PractitionerRole.rs system/Organization.crs")
+#: A mail as read: what it says, and the IHE XDM packages it carries.
+Read = tuple[ParsedMail, list[XdmPackage]]
 MAX_ATTEMPTS = 8  # waits of 1, 2, 4 … 64 s between them: about two minutes of trying
 POLL_SECONDS = 1.0
 
@@ -87,6 +89,7 @@ class MssanteDoor:
         self._wake = asyncio.Event()
         self._outbox_wake = asyncio.Event()  # a delivery owes receipts
         self._not_before: dict[str, float] = {}  # spool key → when to try a failed delivery again (monotonic)
+        self._read: dict[str, Read] = {}  # spool key → the mail as read at DATA, until delivered
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -102,8 +105,7 @@ class MssanteDoor:
         self._tasks.append(loop.create_task(self._deliver_forever()))
         if s.smtp_relay:
             relay = Relay.parse(s.smtp_relay, ssl.create_default_context())
-            outbox = Outbox(self._repository.acting_as(self._access), self._audit, relay, s.patient_mail_domain,
-                            self._limits)
+            outbox = Outbox(self._repository.acting_as(self._access), self._audit, relay, s.patient_mail_domain)
             self._tasks.append(loop.create_task(outbox.run_forever(self._outbox_wake, POLL_SECONDS)))
         else:
             log.warning("MSSanté bridge: no MES_SMTP_RELAY, so receipts and patients' answers wait in the outbox")
@@ -122,18 +124,24 @@ class MssanteDoor:
         refusal = refusal_for(self._repository, sender, matricule)
         return refusal.reply() if refusal else None
 
-    def _content(self, data: bytes) -> str | None:
+    def _content(self, data: bytes) -> tuple[str | None, Read | None]:
         """Refuse at DATA what could never be delivered: malformed mail, MIME or ZIP bombs."""
         try:
-            xdm_packages(parse_mail(data, self._limits, self._trust))
+            mail = parse_mail(data, self._limits, self._trust)
+            return None, (mail, xdm_packages(mail))
         except MailError as error:
-            return f"{error.reply_code} {error.enhanced} {error.text}"
+            return f"{error.reply_code} {error.enhanced} {error.text}", None
         except XdmError as error:
-            return f"554 5.6.0 The IHE XDM package is refused: {error}"
-        return None
+            return f"554 5.6.0 The IHE XDM package is refused: {error}", None
 
-    async def _accepted(self, key: str) -> None:
+    async def _accepted(self, key: str, read: Read) -> None:
+        self._read[key] = read  # the postman delivers it next, without reading it again
         self._wake.set()
+
+    def _reread(self, data: bytes) -> Read:
+        """A mail read again (after a restart, or for another attempt)."""
+        mail = parse_mail(data, self._limits, self._trust)
+        return mail, xdm_packages(mail)
 
     async def _deliver_forever(self) -> None:
         while True:
@@ -148,9 +156,10 @@ class MssanteDoor:
         spooled = self.spool.load(key)
         recorder = AuditRecorder(self._access, spooled.envelope.peer)
         try:
-            mail = parse_mail(spooled.data, self._limits, self._trust)
-            deliver(self._repository.acting_as(self._access, recorder), spooled.envelope, spooled.data, mail,
-                    xdm_packages(mail), self.settings.patient_mail_domain)
+            mail, packages = self._read.pop(key, None) or await asyncio.to_thread(self._reread, spooled.data)
+            await asyncio.to_thread(  # off the loop: the listener goes on accepting meanwhile
+                deliver, self._repository.acting_as(self._access, recorder), spooled.envelope, spooled.data, mail,
+                packages, self.settings.patient_mail_domain)
             await self._audit.record(recorder)
             self._outbox_wake.set()
         except Undeliverable as error:  # no retry brings a patient back

@@ -7,9 +7,10 @@ they have read it. Server extensions (``https://mes-interop.org/fhir/StructureDe
 
 - ``reply-allowed`` (boolean): false when the sender closed the conversation;
 - ``read`` (dateTime): when the patient read it, absent while unread (search ``read:missing``);
-- ``mail-envelope``: what receipts and replies need later — ``dispositionNotificationTo``,
-  ``returnPath``, ``recipient`` (the patient address written to), the ``X-MSS-*`` headers
-  (``mssHeader``, "name: value"), ``original`` (the mail as received, a ``message/rfc822`` Binary);
+- ``mail-envelope``: what receipts and replies need later — ``messageId``, ``from``, ``subject``
+  (as sent, with any ``XDM/1.0/DDM+`` prefix), ``dispositionNotificationTo``, ``returnPath``,
+  ``recipient`` (the patient address written to), the ``X-MSS-*`` headers (``mssHeader``,
+  "name: value"), ``original`` (the mail as received, a ``message/rfc822`` Binary);
 - ``receipts``: what the bridge owes the sender — ``owed`` codes (``processed`` and ``displayed``
   MDNs when asked, ``error-mail`` when a document was refused and no MDN was asked), the
   refused documents' DMP ``error`` codes, and what was ``sent`` (search ``receipt-owed``);
@@ -54,6 +55,7 @@ def mid(message_id: str) -> str:
 def received(*, patient: str, sender: str, mail: ParsedMail, address: str, envelope: Envelope, payload: list[dict],
              in_response_to: str | None, received: datetime, original: str, errors: list[tuple[str, str]]) -> dict:
     envelope_parts = [{"url": key, "valueString": value} for key, value in (
+        ("messageId", mail.message_id), ("from", mail.sender), ("subject", mail.subject),
         ("dispositionNotificationTo", mail.disposition_notification_to),
         ("returnPath", mail.return_path or envelope.mail_from), ("recipient", address)) if value]
     envelope_parts += [{"url": "mssHeader", "valueString": f"{name}: {value}"}

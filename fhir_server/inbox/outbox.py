@@ -43,7 +43,6 @@ from fhir_server.inbox import mailbox
 from fhir_server.inbox.mailbox import DISPLAYED, ERROR_MAIL, PROCESSED, extension_of, part
 from fhir_server.security.audit import AuditRecorder, AuditTrail
 from mssante_bridge import mdn, replies
-from mssante_bridge.mail import MailLimits, ParsedMail, parse_mail
 from mssante_bridge.relay import Relay, RelayError
 
 log = logging.getLogger("mes")
@@ -74,13 +73,11 @@ class Outgoing:
 
 
 class Outbox:
-    def __init__(self, repository: Repository, audit: AuditTrail, relay: Relay, patient_domain: str,
-                 limits: MailLimits) -> None:
+    def __init__(self, repository: Repository, audit: AuditTrail, relay: Relay, patient_domain: str) -> None:
         self._repository = repository  # acting as the bridge's system client
         self._audit = audit
         self._relay = relay
         self._domain = patient_domain
-        self._limits = limits
         self._not_before: dict[str, float] = {}  # Communication id → when to try again (monotonic)
         self._skipped: set[str] = set()  # in-progress Communications that are no answers to mail
 
@@ -110,21 +107,21 @@ class Outbox:
 
     async def _send(self, repository: Repository, kind: str, message: dict) -> int:
         try:
-            outgoing = self._compose(repository, kind, message)
+            outgoing = await asyncio.to_thread(self._compose, repository, kind, message)  # ~ms of MIME building
         except (FhirError, ValueError) as error:  # nothing can be sent for it, ever
             why = str(error)
             log.warning("MSSanté bridge: nothing to send for Communication/%s (%s): %s", message["id"], kind, why)
-            self._settle(repository, message["id"], lambda m: _given_up(m, kind, why))
+            await asyncio.to_thread(self._settle, repository, message["id"], lambda m: _given_up(m, kind, why))
             return 0
         if outgoing is None:
             return 0
         try:
             await asyncio.to_thread(self._relay.send, outgoing.message, outgoing.envelope_from, outgoing.recipients)
         except RelayError as error:
-            self._failed(repository, outgoing, str(error))
+            await asyncio.to_thread(self._failed, repository, outgoing, str(error))
             return 0
         self._not_before.pop(message["id"], None)
-        self._settle(repository, message["id"], lambda m: _settled(m, outgoing))
+        await asyncio.to_thread(self._settle, repository, message["id"], lambda m: _settled(m, outgoing))
         return 1
 
     # -- composing -------------------------------------------------------------------------
@@ -134,7 +131,7 @@ class Outbox:
             return self._answer(repository, message)
         receipts = extension_of(message, mailbox.RECEIPTS)
         error = _first_error(message) if part(receipts, "error") else None
-        original, _ = self._original(repository, message)
+        original = self._original(repository, message)
         now = datetime.now(UTC)
         mail = None
         if kind in part(receipts, "owed"):
@@ -151,21 +148,24 @@ class Outbox:
             return None
         return Outgoing(kind, message["id"], mail, mdn.ENVELOPE_SENDER, _recipients(mail))
 
-    def _original(self, repository: Repository, message: dict) -> tuple[mdn.OriginalMail, ParsedMail]:
-        """The mail ``message`` was made from, as the receipts re-attach it."""
+    def _original(self, repository: Repository, message: dict) -> mdn.OriginalMail:
+        """The mail ``message`` was made from, as the receipts re-attach it: what the bridge noted of
+        its headers, the mail as received, its files from the message's Binaries."""
         envelope = extension_of(message, mailbox.MAIL_ENVELOPE)
-        (binary,) = part(envelope, "original")
-        raw = base64.b64decode(fjson.loads(repository.read(*binary["reference"].split("/", 1)).body)["data"])
-        parsed = parse_mail(raw, self._limits)
-        (recipient,) = part(envelope, "recipient")
-        return_path = next(iter(part(envelope, "returnPath")), None)
-        original = mdn.OriginalMail(
-            message_id=parsed.message_id, subject=parsed.subject, sender=parsed.sender, recipient=recipient,
-            return_path=f"<{return_path}>" if return_path else None,
-            disposition_notification_to=parsed.disposition_notification_to, raw=raw,
-            attachments=tuple(replies.Attachment(a.filename or "piece-jointe", a.content_type, a.data)
-                              for a in parsed.attachments))
-        return original, parsed
+
+        def noted(name: str) -> str | None:
+            return next(iter(part(envelope, name)), None)
+
+        (original,) = part(envelope, "original")
+        files = tuple(replies.Attachment(a.get("title") or "piece-jointe", a.get("contentType", ""),
+                                         _binary_data(repository, a["url"]))
+                      for a in (p["contentAttachment"] for p in message.get("payload", ()) if "contentAttachment" in p))
+        return_path = noted("returnPath")
+        return mdn.OriginalMail(
+            message_id=noted("messageId"), subject=noted("subject") or "", sender=noted("from") or "",
+            recipient=noted("recipient"), return_path=f"<{return_path}>" if return_path else None,
+            disposition_notification_to=noted("dispositionNotificationTo"),
+            raw=_binary_data(repository, original["reference"]), attachments=files)
 
     def _answer(self, repository: Repository, answer: dict) -> Outgoing | None:
         """A patient's answer as the mail the professional receives, threaded under the message."""
@@ -174,18 +174,17 @@ class Outbox:
         if not answered_ref.startswith("Communication/") or not sender.startswith(("Patient/", "RelatedPerson/")):
             self._skipped.add(answer["id"])  # not an answer to mail: not the bridge's to send
             return None
-        answered = fjson.loads(repository.read(*answered_ref.split("/", 1)).body)
-        original, parsed = self._original(repository, answered)
-        headers = BytesHeaderParser(policy=policy.default).parsebytes(original.raw)
-        in_reply_to, references = replies.thread_of(headers)
+        original = self._original(repository, fjson.loads(repository.read(*answered_ref.split("/", 1)).body))
+        in_reply_to, references = replies.thread_of(BytesHeaderParser(policy=policy.default).parsebytes(original.raw))
+        to = original.sender
         message_id = f"<{answer['id']}@{self._domain}>"
         mail = replies.patient_reply(
-            patient_address=original.recipient, patient_name=_name(repository, sender), to=parsed.sender,
-            subject=parsed.subject, text="\n\n".join(p["contentString"] for p in answer.get("payload", ())
-                                                     if "contentString" in p),
+            patient_address=original.recipient, patient_name=_name(repository, sender), to=to,
+            subject=original.subject, text="\n\n".join(p["contentString"] for p in answer.get("payload", ())
+                                                        if "contentString" in p),
             in_reply_to=in_reply_to, references=references, attachments=_attachments(answer), message_id=message_id,
             when=datetime.now(UTC))
-        return Outgoing(ANSWER, answer["id"], mail, original.recipient, [parsed.sender])
+        return Outgoing(ANSWER, answer["id"], mail, original.recipient, [to])
 
     # -- settling ------------------------------------------------------------------------------
 
@@ -285,3 +284,7 @@ def _attachments(answer: dict) -> list[tuple[str, str, bytes]]:
              base64.b64decode(a["data"]))
             for a in (p["contentAttachment"] for p in answer.get("payload", ()) if "contentAttachment" in p)
             if a.get("data")]
+
+
+def _binary_data(repository: Repository, reference: str) -> bytes:
+    return base64.b64decode(fjson.loads(repository.read(*reference.split("/", 1)).body)["data"])
