@@ -10,7 +10,8 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import SMTP
+
+from mssante_bridge.wire import to_wire
 
 TIMEOUT_SECONDS = 30
 
@@ -40,7 +41,7 @@ class Relay:
                 if self.tls is not None and smtp.has_extn("starttls"):
                     smtp.starttls(context=self.tls)
                     smtp.ehlo()
-                refused = smtp.sendmail(envelope_from, recipients, message.as_bytes(policy=SMTP))
+                refused = smtp.sendmail(envelope_from, recipients, to_wire(message))
         except smtplib.SMTPResponseException as error:
             raise RelayError(f"{error.smtp_code} {error.smtp_error.decode('utf-8', 'replace')}") from error
         except (smtplib.SMTPException, OSError) as error:
