@@ -20,9 +20,11 @@ import hashlib
 import logging
 from datetime import UTC, datetime
 
+from cda.document import CdaDocument
 from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import Repository, Writer
 from fhir_server.core.resources import new_id
+from fhir_server.dmp.ingest import checked_cda
 from fhir_server.french.dmp_errors import ERRORS
 from fhir_server.french.ins import SYSTEM_RPPS
 from fhir_server.inbox import mailbox
@@ -48,6 +50,7 @@ def deliver(repository: Repository, envelope: Envelope, data: bytes, mail: Parse
     ids of the Communications delivered now (not those a previous attempt delivered)."""
     delivered = []
     message_key = mail.message_id or _digest(mail)
+    documents = [_checked(d.data) for package in packages for d in package.documents if d.for_dmp]  # before any lock
     for address in envelope.rcpt_tos:
         matricule = patient_matricule(address, patient_domain)
         patients = patients_of_matricule(repository, matricule) if matricule else []
@@ -58,22 +61,22 @@ def deliver(repository: Repository, envelope: Envelope, data: bytes, mail: Parse
                 receipt = f"{message_key}|{patient_id}"
                 if writer.receipt(DOOR, envelope.mail_from, receipt) is not None:
                     continue
-                communication_id = _deliver_to(writer, envelope, data, mail, packages, patient_id, address)
+                communication_id = _deliver_to(writer, envelope, data, mail, packages, documents, patient_id, address)
                 writer.keep_receipt(DOOR, envelope.mail_from, receipt, communication_id.encode())
             delivered.append(communication_id)
     return delivered
 
 
 def _deliver_to(writer: Writer, envelope: Envelope, data: bytes, mail: ParsedMail, packages: list[XdmPackage],
-                patient_id: str, address: str) -> str:
+                documents: list[CdaDocument | FhirError], patient_id: str, address: str) -> str:
     communication_id = new_id()
     context = {"reference": f"Communication/{communication_id}"}
     payload: list[dict] = [{"contentString": mail.text}] if mail.text else []
     for attachment in mail.attachments:
         payload.append({"contentAttachment": _stored(writer, attachment, context)})
     errors: list[tuple[str, str]] = []
-    for document in (d for package in packages for d in package.documents if d.for_dmp):
-        filed = _filed(writer, document.data, patient_id, context["reference"], errors)
+    for document in documents:
+        filed = _filed(writer, document, patient_id, context["reference"], errors)
         if filed is not None:
             payload.append({"contentReference": {"reference": f"DocumentReference/{filed}"}})
     original = _stored(writer, Attachment(None, "message/rfc822", data), context)["url"]
@@ -96,13 +99,25 @@ def _stored(writer: Writer, attachment: Attachment, context: dict) -> dict:
     return {**out, "title": attachment.filename} if attachment.filename else out
 
 
-def _filed(writer: Writer, data: bytes, patient_id: str, message: str, errors: list[tuple[str, str]]) -> str | None:
+def _checked(data: bytes) -> CdaDocument | FhirError:
+    """A CDA document meant for the DMP, read and checked (or why not): outside the units of work,
+    so that two deliveries read their documents side by side."""
+    try:
+        return checked_cda(data)
+    except FhirError as error:
+        return error
+
+
+def _filed(writer: Writer, document: CdaDocument | FhirError, patient_id: str, message: str,
+           errors: list[tuple[str, str]]) -> str | None:
     """A CDA document filed in the patient's DMP; None (and the error kept) if the DMP refuses it.
     The filing checks everything before it writes; should a write itself fail, the error goes up
     and the whole delivery is rolled back (and retried)."""
     writes = len(writer.written)
     try:
-        return file_for_patient(writer, data, patient_id, message).document.id
+        if isinstance(document, FhirError):
+            raise document
+        return file_for_patient(writer, document, patient_id, message).document.id
     except FhirError as error:
         if any(interaction != "read" for interaction, _, _ in writer.written[writes:]):
             raise  # a half-filed document: never commit it

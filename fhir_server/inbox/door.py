@@ -42,6 +42,7 @@ SCOPES = ("system/Patient.rs system/Communication.cruds system/Binary.cr system/
           "system/Practitioner.crus system/PractitionerRole.rs system/Organization.crs")
 #: A mail as read: what it says, and the IHE XDM packages it carries.
 Read = tuple[ParsedMail, list[XdmPackage]]
+POSTMEN = 2  # mails delivered at once
 MAX_ATTEMPTS = 8  # waits of 1, 2, 4 … 64 s between them: about two minutes of trying
 POLL_SECONDS = 1.0
 
@@ -90,6 +91,7 @@ class MssanteDoor:
         self._outbox_wake = asyncio.Event()  # a delivery owes receipts
         self._not_before: dict[str, float] = {}  # spool key → when to try a failed delivery again (monotonic)
         self._read: dict[str, Read] = {}  # spool key → the mail as read at DATA, until delivered
+        self._delivering: dict[str, asyncio.Task] = {}  # spool key → its delivery under way
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -119,6 +121,7 @@ class MssanteDoor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await asyncio.gather(*self._delivering.values(), return_exceptions=True)  # let deliveries under way end
 
     def _recipient(self, sender: str, matricule: str) -> str | None:
         refusal = refusal_for(self._repository, sender, matricule)
@@ -144,11 +147,17 @@ class MssanteDoor:
         return mail, xdm_packages(mail)
 
     async def _deliver_forever(self) -> None:
+        """Deliver what the spool holds, oldest first, ``POSTMEN`` mails at a time (their documents
+        are read side by side; their writes take turns in the store)."""
+        delivering = self._delivering
         while True:
-            self._wake.clear()  # before the scan: a mail spooled during it wakes the next one
+            self._wake.clear()  # before the scan: a mail spooled (or delivered) during it wakes the next one
             for key in self.spool.pending():
-                if self._not_before.get(key, 0) <= time.monotonic():
-                    await self._deliver_one(key)
+                if len(delivering) >= POSTMEN:
+                    break
+                if key not in delivering and self._not_before.get(key, 0) <= time.monotonic():
+                    delivering[key] = task = asyncio.create_task(self._deliver_one(key))
+                    task.add_done_callback(lambda _, key=key: (delivering.pop(key, None), self._wake.set()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 
+from cda.document import CdaDocument
 from fhir_server.core.errors import FhirError, Issue
 from fhir_server.core.repository import Repository, Writer
 from fhir_server.dmp.ingest import Filed, checked_cda, file_document
@@ -24,9 +25,8 @@ CDA_TYPES = frozenset({"application/hl7-cda+xml", "application/xml", "text/xml"}
 ZIP_TYPES = frozenset({"application/zip", "application/x-zip-compressed"})
 
 
-def file_for_patient(writer: Writer, data: bytes, patient_id: str, message: str) -> Filed:
-    """File the CDA document ``data`` in ``patient_id``'s DMP, from the inbox message ``message``."""
-    document = checked_cda(data)
+def file_for_patient(writer: Writer, document: CdaDocument, patient_id: str, message: str) -> Filed:
+    """File the checked CDA ``document`` in ``patient_id``'s DMP, from the inbox message ``message``."""
     ins = document.header.patient.ins
     holders = writer.matching("Patient", token_query("identifier", f"urn:oid:{ins.root}", ins.extension), 10) \
         if ins is not None else []
@@ -54,7 +54,8 @@ def file_attachment(repository: Repository, communication_id: str, attachment: s
             raise FhirError(422, "business-rule", f"Communication/{communication_id} is in no patient's inbox")
         binary = fjson.loads(writer.read_current(*attachment.split("/", 1), answered=True).body)
         data = _document(base64.b64decode(binary.get("data", "")), binary.get("contentType", ""), entry)
-        return file_for_patient(writer, data, patient.removeprefix("Patient/"), f"Communication/{communication_id}")
+        return file_for_patient(writer, checked_cda(data), patient.removeprefix("Patient/"),
+                                f"Communication/{communication_id}")
 
 
 def _document(data: bytes, content_type: str, entry: str | None) -> bytes:

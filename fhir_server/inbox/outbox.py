@@ -43,13 +43,14 @@ from fhir_server.inbox import mailbox
 from fhir_server.inbox.mailbox import DISPLAYED, ERROR_MAIL, PROCESSED, extension_of, part
 from fhir_server.security.audit import AuditRecorder, AuditTrail
 from mssante_bridge import mdn, replies
-from mssante_bridge.relay import Relay, RelayError
+from mssante_bridge.relay import Relay, RelayError, RelaySession
 
 log = logging.getLogger("mes")
 
 MAX_ATTEMPTS = 8
 LONGEST_WAIT_SECONDS = 600
 BATCH = 50
+GATHER_SECONDS = 0.1
 ANSWER = "answer"
 #: What is due, as searches: owed receipts, displayed ones once the patient read, answers to relay.
 DUE = ((PROCESSED, [("receipt-owed", f"{PROCESSED},{ERROR_MAIL}")]),
@@ -83,6 +84,7 @@ class Outbox:
 
     async def run_forever(self, wake: asyncio.Event, poll_seconds: float) -> None:
         while True:
+            await asyncio.sleep(GATHER_SECONDS)  # receipts of the mails delivered meanwhile go in the same round
             wake.clear()  # before the round: what becomes due during it wakes the next one
             try:
                 await self.send_due()
@@ -92,36 +94,39 @@ class Outbox:
                 await asyncio.wait_for(wake.wait(), poll_seconds)
 
     async def send_due(self) -> int:
-        """Send what is due now; how many mails went out."""
-        sent = 0
-        for kind, query in DUE:
-            recorder = AuditRecorder(self._repository.access, "outbox")
-            repository = self._repository.acting_as(self._repository.access, recorder)
-            found = repository.search("Communication", query, count=BATCH).records
-            for record in found:
-                if record.id in self._skipped or self._not_before.get(record.id, 0) > time.monotonic():
-                    continue
-                sent += await self._send(repository, kind, fjson.loads(record.body))
+        """Send what is due now, in a worker thread; how many mails went out."""
+        recorder = AuditRecorder(self._repository.access, "outbox")
+        try:
+            return await asyncio.to_thread(self._round, self._repository.acting_as(self._repository.access, recorder))
+        finally:
             await self._audit.record(recorder)
+
+    def _round(self, repository: Repository) -> int:
+        sent = 0
+        with self._relay.session() as relay:
+            for kind, query in DUE:
+                for record in repository.search("Communication", query, count=BATCH).records:
+                    if record.id not in self._skipped and self._not_before.get(record.id, 0) <= time.monotonic():
+                        sent += self._send(repository, relay, kind, fjson.loads(record.body))
         return sent
 
-    async def _send(self, repository: Repository, kind: str, message: dict) -> int:
+    def _send(self, repository: Repository, relay: RelaySession, kind: str, message: dict) -> int:
         try:
-            outgoing = await asyncio.to_thread(self._compose, repository, kind, message)  # ~ms of MIME building
+            outgoing = self._compose(repository, kind, message)
         except (FhirError, ValueError) as error:  # nothing can be sent for it, ever
             why = str(error)
             log.warning("MSSanté bridge: nothing to send for Communication/%s (%s): %s", message["id"], kind, why)
-            await asyncio.to_thread(self._settle, repository, message["id"], lambda m: _given_up(m, kind, why))
+            self._settle(repository, message["id"], lambda m: _given_up(m, kind, why))
             return 0
         if outgoing is None:
             return 0
         try:
-            await asyncio.to_thread(self._relay.send, outgoing.message, outgoing.envelope_from, outgoing.recipients)
+            relay.send(outgoing.message, outgoing.envelope_from, outgoing.recipients)
         except RelayError as error:
-            await asyncio.to_thread(self._failed, repository, outgoing, str(error))
+            self._failed(repository, outgoing, str(error))
             return 0
         self._not_before.pop(message["id"], None)
-        await asyncio.to_thread(self._settle, repository, message["id"], lambda m: _settled(m, outgoing))
+        self._settle(repository, message["id"], lambda m: _settled(m, outgoing))
         return 1
 
     # -- composing -------------------------------------------------------------------------
