@@ -115,8 +115,10 @@ def test_hl7_v2_messages_acknowledged_before_kill_9_are_kept_and_not_applied_twi
 
 
 def test_mail_accepted_before_kill_9_is_delivered_once(tmp_path):
-    """Every mail that got its ``250`` is in the inbox after a ``kill -9`` during delivery, once."""
-    import os
+    """Every mail that got its ``250`` is in the inbox after a ``kill -9`` during delivery, once.
+    To be sure deliveries are under way at the kill, the test holds the store's write lock once a
+    few mails went through (the postmen then wait inside their units, as behind a busy store)."""
+    import sqlite3
 
     from conftest import free_port
     from mssante_world import Pki, bridge_settings, inbox, mail, new_patient, send
@@ -125,18 +127,18 @@ def test_mail_accepted_before_kill_9_is_delivered_once(tmp_path):
     smtp_port = free_port()
     flags = [(f"--{name.replace('_', '-')}", str(value)) for name, value in bridge_settings(pki, smtp_port).items()]
     args = tuple(part for flag in flags for part in flag)
-    server = ProcessServer(tmp_path / "data", args=args).start()
+    data = tmp_path / "data"
+    server = ProcessServer(data, args=args).start()
     with httpx.Client(base_url=server.base) as http:
         patient_id, to = new_patient(http)
-    big = os.urandom(512 * 1024)  # delivery (a Binary of it) is slower than acceptance (a file)
     accepted: list[str] = []
 
     def send_until_killed(worker: int) -> None:
-        for n in range(40):
+        for n in range(200):
             message_id = f"<kill-{worker}-{n}@test-ci-sis.mssante.fr>"
             try:
-                if send(smtp_port, pki.client_context(pki.client), mail(to, message_id=message_id, pdf=big),
-                        [to])[-1][0] == 250:
+                if send(smtp_port, pki.client_context(pki.client), mail(to, message_id=message_id), [to])[-1][0] \
+                        == 250:
                     accepted.append(message_id)
             except OSError:
                 return
@@ -144,21 +146,30 @@ def test_mail_accepted_before_kill_9_is_delivered_once(tmp_path):
     senders = [threading.Thread(target=send_until_killed, args=(w,)) for w in range(3)]
     for t in senders:
         t.start()
-    while len(accepted) < 30:
+    while len(accepted) < 10:
         time.sleep(0.005)
+    lock = sqlite3.connect(data / "mes.sqlite3", isolation_level=None, timeout=30)
+    lock.execute("BEGIN IMMEDIATE")  # the postmen's next units wait for it
+    spool = data / "mssante" / "spool"
+    deadline = time.monotonic() + 20
+    while len(list(spool.glob("*.eml"))) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
     server.kill9()
+    lock.rollback()
+    lock.close()
     for t in senders:
         t.join(10)
-    spooled = list((tmp_path / "data" / "mssante" / "spool").glob("*.eml"))
-    assert spooled, "every accepted mail was delivered before the kill: nothing was tested"
-    server = ProcessServer(tmp_path / "data", port=server.port, args=args).start()
+    assert len(list(spool.glob("*.eml"))) >= 5, "no delivery was under way at the kill: nothing was tested"
+    server = ProcessServer(data, port=server.port, args=args).start()
     try:
         deadline = time.monotonic() + 60
         http = httpx.Client(base_url=server.base)
-        while len(inbox(http, patient_id, _count="500")) < len(accepted) and time.monotonic() < deadline:
+        while (len(inbox(http, patient_id, _count="1000")) < len(accepted) or list(spool.glob("*.eml"))) \
+                and time.monotonic() < deadline:
             time.sleep(0.1)
-        delivered = [m["identifier"][0]["value"] for m in inbox(http, patient_id, _count="500")]
+        delivered = [m["identifier"][0]["value"] for m in inbox(http, patient_id, _count="1000")]
         assert len(delivered) == len(set(delivered))  # each once
         assert {f"mid:{m.strip('<>')}" for m in accepted} <= set(delivered)  # none lost
+        assert not list(spool.glob("*.eml"))  # the spool emptied once delivered
     finally:
         server.stop()
