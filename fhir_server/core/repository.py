@@ -336,6 +336,18 @@ class Repository:
             for interaction, record, patients in writer.written:
                 self.recorder.add(interaction, {p: [f"{record.type}/{record.id}"] for p in patients})
 
+    def matching(self, resource_type: str, query: str, limit: int) -> list[str]:
+        """The ids of up to ``limit`` resources this principal may see that match ``query``, not
+        traced: a door's routing question (whom a mail address names), answered to the door only."""
+        self._require("s", resource_type, "search-type")
+        clauses = restrict(self.access, resource_type, plan_conditional(resource_type, query, self.local_base))
+        return [record.id for record in self.store.find(resource_type, clauses, limit=limit)]
+
+    def check_create(self, resource_type: str, resource: dict) -> None:
+        """Raise the 403 this principal's create of ``resource`` would get, writing nothing: a door
+        that must refuse before it accepts (an SMTP RCPT) asks the same rule the write will."""
+        check_write(self.access, self.store, self.local_base, resource_type, resource, None)
+
     def _trace(self, interaction: str, records: list[Record], refused: str | None = None) -> None:
         if self.recorder is not None and records:
             outcome = {} if refused is None else {"outcome": DENIED, "detail": refused}

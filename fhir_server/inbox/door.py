@@ -124,7 +124,7 @@ class MssanteDoor:
         await asyncio.gather(*self._delivering.values(), return_exceptions=True)  # let deliveries under way end
 
     def _recipient(self, sender: str, matricule: str) -> str | None:
-        refusal = refusal_for(self._repository, sender, matricule)
+        refusal = refusal_for(self._repository.acting_as(self._access), sender, matricule)
         return refusal.reply() if refusal else None
 
     def _content(self, data: bytes) -> tuple[str | None, Read | None]:

@@ -1,27 +1,27 @@
 """Who can receive a sender's mail, decided at RCPT time so that nothing is accepted that cannot
-be delivered: the address must name a patient (by INS matricule, whichever INS system), whose
-space is open, and who has not blocked the sender (the Practitioners and PractitionerRoles whose
-MSSanté address is the sender's, with their roles and organisations, as the access policy reads
-blocks). These are yes/no answers to a certificate-authenticated sender, read with no principal's
-rights and not traced: nothing of the patient's record is answered."""
+be delivered — through the core, with the rule the delivery's write answers to: the address must
+name a patient (by INS matricule, whichever INS system) whom the bridge's client may see; the
+patient's space must be open (the core refuses new messages in a closed one); and the sender, as
+the directory knows them by that MSSanté address (Practitioners, PractitionerRoles, Organizations,
+with their roles and organisations), must not be blocked by the patient. The answers are yes/no to
+a certificate-authenticated server: nothing of the record is disclosed, so they are not traced."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from fhir_server.core.errors import FhirError
 from fhir_server.core.repository import Repository
-from fhir_server.formats import json as fjson
 from fhir_server.french.ins import INS_SYSTEMS
 from fhir_server.search.criteria import escaped
-from fhir_server.search.plan import plan_conditional
-from fhir_server.security.access import resolve_access
-from fhir_server.security.policy import Viewer, reachable_patient
-from fhir_server.security.space import closure
+from fhir_server.security.scopes import parse_scopes
 from fhir_server.security.tokens import Principal
-from fhir_server.store.query import IdIn
 
 MAX_MATCHES = 10
+DIRECTORY = ("Practitioner", "PractitionerRole", "Organization")
+#: What a sender is checked for: writing a message into a patient's record.
+SENDER_SCOPES = parse_scopes("user/Communication.c")
 
 
 @dataclass(frozen=True)
@@ -39,40 +39,43 @@ class Refusal:
 def patients_of_matricule(repository: Repository, matricule: str) -> list[str]:
     """The patients an INS matricule names (one matricule may be a NIR and a NIA record)."""
     query = urlencode([("identifier", ",".join(f"{escaped(system)}|{escaped(matricule)}" for system in INS_SYSTEMS))])
-    clauses = plan_conditional("Patient", query, repository.local_base)
-    return [record.id for record in repository.store.find("Patient", clauses, limit=MAX_MATCHES)]
+    return repository.matching("Patient", query, MAX_MATCHES)
 
 
-def sender_actors(repository: Repository, sender: str) -> tuple[str, ...]:
-    """The references that stand for the sender: Practitioners, PractitionerRoles and
-    Organizations with that e-mail address, and the roles and organisations of the first two."""
-    actors: list[str] = []
-    for resource_type in ("Practitioner", "PractitionerRole"):
-        clauses = plan_conditional(resource_type, urlencode([("email", sender)]), repository.local_base)
-        for record in repository.store.find(resource_type, clauses, limit=MAX_MATCHES):
-            principal = Principal("practitioner", f"{resource_type}/{record.id}", "mssante", sender, ())
-            actors += resolve_access(repository.store, principal, local_base=repository.local_base).actors
-    organizations = plan_conditional("Organization", urlencode([("email", sender)]), repository.local_base)
-    actors += [f"Organization/{record.id}" for record in repository.store.find("Organization", organizations,
-                                                                               limit=MAX_MATCHES)]
-    return tuple(dict.fromkeys(actors))
+def senders(repository: Repository, sender: str) -> list[Repository]:
+    """The sender as each directory entry with that e-mail address would act (as a professional
+    who may write messages), their roles and organisations resolved by the core."""
+    query = urlencode([("email", sender)])
+    found = [f"{resource_type}/{found_id}" for resource_type in DIRECTORY
+             for found_id in repository.matching(resource_type, query, MAX_MATCHES)]
+    return [repository.acting_as(repository.resolve_access(Principal("practitioner", reference, "mssante", sender,
+                                                                     SENDER_SCOPES)))
+            for reference in found]
 
 
 def refusal_for(repository: Repository, sender: str, matricule: str) -> Refusal | None:
-    """Why the patient ``matricule`` cannot receive ``sender``'s mail, or None if they can."""
+    """Why the patient ``matricule`` cannot receive ``sender``'s mail, or None if they can.
+    ``repository`` acts as the bridge's client."""
     patients = patients_of_matricule(repository, matricule)
     if not patients:
         return Refusal(550, "5.1.1", f"No Mon Espace Santé patient has the INS {matricule} (patient inconnu)")
+    as_sender = senders(repository, sender)
     for patient_id in patients:
-        record = repository.store.read("Patient", patient_id)
-        if closure(fjson.loads(record.body)) is not None:
+        message = {"resourceType": "Communication", "status": "in-progress",
+                   "subject": {"reference": f"Patient/{patient_id}"},
+                   "recipient": [{"reference": f"Patient/{patient_id}"}]}
+        if not _may_create(repository, message):  # the bridge itself: only a closed space stops it
             return Refusal(550, "5.2.1", f"The health space of INS {matricule} is closed (espace fermé)")
-    actors = sender_actors(repository, sender)
-    if actors:
-        viewer = Viewer("practitioner", (), actors, False)
-        reachable = repository.store.find("Patient", [IdIn(tuple(patients)), *reachable_patient(viewer)],
-                                          limit=len(patients))
-        if len(reachable) < len(patients):
-            return Refusal(550, "5.7.1", f"The patient with INS {matricule} does not accept mail from {sender}"
-                           " (expéditeur bloqué par le patient)")
+        for who in as_sender:
+            if not _may_create(who, {**message, "sender": {"reference": who.access.principal.reference}}):
+                return Refusal(550, "5.7.1", f"The patient with INS {matricule} does not accept mail from {sender}"
+                               " (expéditeur bloqué par le patient)")
     return None
+
+
+def _may_create(repository: Repository, resource: dict) -> bool:
+    try:
+        repository.check_create("Communication", resource)
+    except FhirError:
+        return False
+    return True

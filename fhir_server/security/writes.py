@@ -48,10 +48,11 @@ def refuse_server_only(resource_type: str) -> None:
         raise denied(f"{resource_type} resources are written by the server only")
 
 
-def check_write(access: Access, unit: UnitOfWork, local_base: str | None, resource_type: str,
+def check_write(access: Access, unit: UnitOfWork | Store, local_base: str | None, resource_type: str,
                 new: dict | None, old: dict | None) -> set[str]:
     """Raise 403 unless ``access`` may turn ``old`` into ``new`` (None: create / delete); return
-    the patients whose records the write touches (those of both versions)."""
+    the patients whose records the write touches (those of both versions). ``unit``: the unit of
+    work that writes (the store itself for a check ahead of any write)."""
     require(access, "c" if old is None else "d" if new is None else "u", resource_type)
     before = patients_of(unit, local_base, old) if old is not None else set()
     after = patients_of(unit, local_base, new) if new is not None else set()
@@ -89,7 +90,7 @@ def patients_of(reader: UnitOfWork | Store, local_base: str | None, resource: di
     return {ref.partition("/")[2] for ref in linked if ref.startswith("Patient/")}
 
 
-def _refuse_closed(unit: UnitOfWork, patients: set[str]) -> None:
+def _refuse_closed(unit: UnitOfWork | Store, patients: set[str]) -> None:
     for patient_id in sorted(patients):
         record = unit.read("Patient", patient_id)
         if record is not None and not record.deleted and closure(fjson.loads(record.body)) is not None:
@@ -115,7 +116,7 @@ def _own_record(access: Access, local_base: str | None, resource_type: str, befo
             raise denied("On a document written by a professional, a patient may only mask or unmask it")
 
 
-def _professional(access: Access, unit: UnitOfWork, local_base: str | None, resource_type: str,
+def _professional(access: Access, unit: UnitOfWork | Store, local_base: str | None, resource_type: str,
                   patients: set[str], new: dict | None, old: dict | None) -> None:
     if resource_type == "Consent":
         raise denied("Professionals do not write Consent resources: blocks are the patient's")
