@@ -14,19 +14,17 @@ import asyncio
 import contextlib
 import logging
 import socket
-import ssl
 import time
 from pathlib import Path
 
 from fhir_server.config import Settings
 from fhir_server.core.repository import Repository
+from fhir_server.inbox.client import bridge_principal
+from fhir_server.inbox.courier import CourierProcess
 from fhir_server.inbox.deliver import Undeliverable, deliver
 from fhir_server.inbox.filing import ZIP_TYPES
-from fhir_server.inbox.outbox import Outbox
 from fhir_server.inbox.recipients import refusal_for
 from fhir_server.security.audit import AuditRecorder, AuditTrail
-from fhir_server.security.scopes import parse_scopes
-from fhir_server.security.tokens import Principal
 from fhir_server.tls import server_context
 from mssante_bridge import smtp
 from mssante_bridge.addresses import allow_list
@@ -38,8 +36,6 @@ from mssante_bridge.xdm import NotXdm, XdmError, XdmPackage, read_xdm
 
 log = logging.getLogger("mes")
 
-SCOPES = ("system/Patient.rs system/Communication.cruds system/Binary.cr system/DocumentReference.crus "
-          "system/Practitioner.crus system/PractitionerRole.rs system/Organization.crs")
 #: A mail as read: what it says, and the IHE XDM packages it carries.
 Read = tuple[ParsedMail, list[XdmPackage]]
 POSTMEN = 2  # mails delivered at once
@@ -78,8 +74,7 @@ class MssanteDoor:
         self.settings = settings
         folder = Path(settings.data_dir) / "mssante"
         self.spool = Spool(folder / "spool")
-        principal = Principal("system", None, settings.smtp_client_id, settings.smtp_client_id, parse_scopes(SCOPES))
-        self._access = repository.resolve_access(principal)
+        self._access = repository.resolve_access(bridge_principal(settings))
         self._repository = repository
         self._audit = audit
         self._limits = MailLimits(total_bytes=settings.smtp_max_message_bytes)
@@ -88,7 +83,7 @@ class MssanteDoor:
                      else self_signed(folder / "tls"))
         self._tls = server_context(cert, key, settings.smtp_client_ca or None, client_optional=True)
         self._wake = asyncio.Event()
-        self._outbox_wake = asyncio.Event()  # a delivery owes receipts
+        self._courier: CourierProcess | None = None  # the outbox's own process, with a relay
         self._not_before: dict[str, float] = {}  # spool key → when to try a failed delivery again (monotonic)
         self._read: dict[str, Read] = {}  # spool key → the mail as read at DATA, until delivered
         self._delivering: dict[str, asyncio.Task] = {}  # spool key → its delivery under way
@@ -106,9 +101,9 @@ class MssanteDoor:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._deliver_forever()))
         if s.smtp_relay:
-            relay = Relay.parse(s.smtp_relay, ssl.create_default_context())
-            outbox = Outbox(self._repository.acting_as(self._access), self._audit, relay, s.patient_mail_domain)
-            self._tasks.append(loop.create_task(outbox.run_forever(self._outbox_wake, POLL_SECONDS)))
+            self._courier = CourierProcess(s)
+            self._courier.start()
+            self._tasks.append(loop.create_task(self._courier.watch()))
         else:
             log.warning("MSSanté bridge: no MES_SMTP_RELAY, so receipts and patients' answers wait in the outbox")
         log.info("MSSanté bridge on %s:%s", s.smtp_host, s.smtp_port)
@@ -122,6 +117,8 @@ class MssanteDoor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.gather(*self._delivering.values(), return_exceptions=True)  # let deliveries under way end
+        if self._courier is not None:
+            await asyncio.to_thread(self._courier.stop)
 
     def _recipient(self, sender: str, matricule: str) -> str | None:
         refusal = refusal_for(self._repository.acting_as(self._access), sender, matricule)
@@ -170,7 +167,6 @@ class MssanteDoor:
                 deliver, self._repository.acting_as(self._access, recorder), spooled.envelope, spooled.data, mail,
                 packages, self.settings.patient_mail_domain)
             await self._audit.record(recorder)
-            self._outbox_wake.set()
         except Undeliverable as error:  # no retry brings a patient back
             log.error("MSSanté bridge: %s set aside in %s: %s", key, self.spool.failed, error)
             self.spool.fail(key)
