@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import httpx
 from conftest import ProcessServer, patient, unique
@@ -173,3 +174,27 @@ def test_mail_accepted_before_kill_9_is_delivered_once(tmp_path):
         assert not list(spool.glob("*.eml"))  # the spool emptied once delivered
     finally:
         server.stop()
+
+
+def test_the_outbox_courier_ends_with_a_killed_server(tmp_path):
+    """``kill -9`` of ``mes serve`` leaves no courier process behind (it watches its parent)."""
+    from conftest import free_port
+    from mssante_world import Pki, bridge_settings
+
+    pki = Pki.make(tmp_path / "pki")
+    settings = bridge_settings(pki, free_port(), smtp_relay=f"127.0.0.1:{free_port()}")
+    args = tuple(part for name, value in settings.items() for part in (f"--{name.replace('_', '-')}", str(value)))
+    server = ProcessServer(tmp_path / "data", args=args).start()
+    courier = None
+    deadline = time.monotonic() + 10
+    while courier is None and time.monotonic() < deadline:
+        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+        courier = next((int(pid) for pid in children
+                        if b"fhir_server.inbox.courier" in Path(f"/proc/{pid}/cmdline").read_bytes()), None)
+        time.sleep(0.05)
+    assert courier is not None, "mes serve started no outbox courier"
+    server.kill9()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{courier}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{courier}").exists() or "Z" in Path(f"/proc/{courier}/stat").read_text().split()[2]

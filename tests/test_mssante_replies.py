@@ -6,7 +6,10 @@ where an answer is allowed."""
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
+from pathlib import Path
 
 import pytest
 from mssante_world import (
@@ -281,3 +284,28 @@ def test_a_refusing_relay_is_retried_and_the_wait_is_visible(bridge, pki, sink):
         sink.refusing = False
     assert done and not [e for e in done.get("extension", ()) if e["url"] == EXT + "relay"]
     assert len(sink.about(f"Re: {subject}")) == 1
+
+
+def _couriers(parent: int) -> list[int]:
+    """The outbox courier processes whose parent is ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            ppid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+            if ppid == parent and b"fhir_server.inbox.courier" in command:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_courier_that_dies_is_started_again_and_nothing_owed_is_lost(bridge, pki, sink):
+    (courier,) = _couriers(os.getpid())
+    os.kill(courier, signal.SIGKILL)
+    _, _, subject = receive(bridge, pki)  # owed while the courier is down
+    (replacement,) = eventually(lambda: _couriers(os.getpid()))
+    assert replacement != courier
+    assert eventually(lambda: sink.about(subject))

@@ -48,7 +48,7 @@ class CourierProcess:
         self._process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self._process = subprocess.Popen([sys.executable, "-m", "fhir_server.inbox.courier"],
+        self._process = subprocess.Popen([sys.executable, "-m", "fhir_server.inbox.courier", str(os.getpid())],
                                          env=environment(self._settings))
 
     async def watch(self) -> None:
@@ -70,8 +70,8 @@ class CourierProcess:
             self._process.wait()
 
 
-async def serve(settings: Settings) -> None:
-    """The courier until its parent is gone or it is told to stop."""
+async def serve(settings: Settings, parent: int) -> None:
+    """The courier until its parent (the server's process id) is gone or it is told to stop."""
     repository = Repository(open_store(settings), settings.fhir_base)
     audit = AuditTrail(repository.store)
     stop = asyncio.Event()
@@ -83,7 +83,6 @@ async def serve(settings: Settings) -> None:
         outbox = Outbox(repository.acting_as(repository.resolve_access(bridge_principal(settings))), audit, relay,
                         settings.patient_mail_domain)
         courier = asyncio.create_task(outbox.run_forever(asyncio.Event(), POLL_SECONDS))
-        parent = os.getppid()
         while not stop.is_set() and os.getppid() == parent and not courier.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL_SECONDS)
@@ -95,11 +94,13 @@ async def serve(settings: Settings) -> None:
         repository.store.close()
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """``python -m fhir_server.inbox.courier <the server's pid>`` (the pid given, not read: the
+    server may be gone before the courier has started)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s (courier): %(message)s")
-    asyncio.run(serve(load_settings()))
+    asyncio.run(serve(load_settings(), int(argv[0])))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
