@@ -82,7 +82,7 @@ async def serve(settings: Settings, parent: int) -> None:
         relay = Relay.parse(settings.smtp_relay, ssl.create_default_context())
         outbox = Outbox(repository.acting_as(repository.resolve_access(bridge_principal(settings))), audit, relay,
                         settings.patient_mail_domain)
-        courier = asyncio.create_task(outbox.run_forever(asyncio.Event(), POLL_SECONDS))
+        courier = asyncio.create_task(outbox.run_forever(POLL_SECONDS))
         while not stop.is_set() and os.getppid() == parent and not courier.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL_SECONDS)

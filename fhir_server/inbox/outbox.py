@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -50,7 +49,6 @@ log = logging.getLogger("mes")
 MAX_ATTEMPTS = 8
 LONGEST_WAIT_SECONDS = 600
 BATCH = 50
-GATHER_SECONDS = 0.1
 ANSWER = "answer"
 #: What is due, as searches: owed receipts, displayed ones once the patient read, answers to relay.
 DUE = ((PROCESSED, [("receipt-owed", f"{PROCESSED},{ERROR_MAIL}")]),
@@ -82,16 +80,14 @@ class Outbox:
         self._not_before: dict[str, float] = {}  # Communication id → when to try again (monotonic)
         self._skipped: set[str] = set()  # in-progress Communications that are no answers to mail
 
-    async def run_forever(self, wake: asyncio.Event, poll_seconds: float) -> None:
+    async def run_forever(self, poll_seconds: float) -> None:
+        """A round every ``poll_seconds`` (what fell due meanwhile goes in one round)."""
         while True:
-            await asyncio.sleep(GATHER_SECONDS)  # receipts of the mails delivered meanwhile go in the same round
-            wake.clear()  # before the round: what becomes due during it wakes the next one
             try:
                 await self.send_due()
             except Exception:  # the courier keeps going; what was due stays due
                 log.exception("MSSanté bridge: the outbox round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_seconds)
+            await asyncio.sleep(poll_seconds)
 
     async def send_due(self) -> int:
         """Send what is due now, in a worker thread; how many mails went out."""
