@@ -29,7 +29,7 @@ from mssante_world import (
 
 from cda.document import read_cda
 from cda.mapping import patient as patient_of_cda
-from fhir_server.synthetic_cda import cda_document, spec
+from fhir_server.synthetic_cda import cda_document, replacement, spec
 from fhir_server.synthetic_mail import DEFAULT_PDF, MailSpec, Signer, professional_mail, sign_detached, to_bytes
 from fhir_server.synthetic_xdm import xdm_package, zip_bomb
 from mssante_bridge.spool import Envelope, Spool
@@ -424,3 +424,22 @@ def test_a_reply_is_threaded_within_the_patients_own_inbox(bridge, trusted):
     send(bridge.smtp_port, trusted, mail(second, in_reply_to=shared), [second])
     answer = next(m for m in delivered(bridge, second_id, 2) if m["id"] != mine["id"])
     assert answer["inResponseTo"] == [{"reference": f"Communication/{mine['id']}"}]
+
+
+def test_by_mail_the_dmp_rules_hold_a_document_sent_again_and_a_replacement(bridge, trusted):
+    """The same document in a second mail is the one filed (not a copy); its replacement supersedes it."""
+    s = spec(seed=4949)
+    patient_id, to = _dmp_patient(bridge, s)
+    for message_id in ("<cr-v1-a@test-ci-sis.mssante.fr>", "<cr-v1-b@test-ci-sis.mssante.fr>"):
+        send(bridge.smtp_port, trusted, mail(to, message_id=message_id, xdm_zip=xdm_package([[s]], dest_dmp="Y")),
+             [to])
+    first, again = delivered(bridge, patient_id, 2)
+    (filed,) = {p["contentReference"]["reference"] for m in (first, again) for p in m["payload"]
+                if "contentReference" in p}
+    send(bridge.smtp_port, trusted, mail(to, message_id="<cr-v2@test-ci-sis.mssante.fr>",
+                                         xdm_zip=xdm_package([[replacement(s)]], dest_dmp="Y")), [to])
+    newest = next(m for m in delivered(bridge, patient_id, 3) if m["id"] not in (first["id"], again["id"]))
+    (new,) = [p["contentReference"]["reference"] for p in newest["payload"] if "contentReference" in p]
+    assert bridge.http.get(f"/{filed}").json()["status"] == "superseded"
+    document = bridge.http.get(f"/{new}").json()
+    assert (document["status"], document["relatesTo"][0]["target"]["reference"]) == ("current", filed)
