@@ -309,3 +309,17 @@ def test_a_courier_that_dies_is_started_again_and_nothing_owed_is_lost(bridge, p
     (replacement,) = eventually(lambda: _couriers(os.getpid()))
     assert replacement != courier
     assert eventually(lambda: sink.about(subject))
+
+
+def test_other_messages_in_progress_do_not_hold_answers_back(bridge, pki, sink):
+    """More in-progress Communications than the outbox reads in a round, none an answer to mail:
+    the patient's answer still goes."""
+    patient_id, message, subject = receive(bridge, pki, disposition_notification_to=None)
+    drafts = [{"request": {"method": "POST", "url": "Communication"}, "resource": {
+        "resourceType": "Communication", "status": "in-progress", "subject": {"reference": f"Patient/{patient_id}"},
+        "payload": [{"contentString": f"brouillon {n}"}]}} for n in range(60)]
+    created = bridge.http.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": drafts})
+    assert created.status_code == 200, created.text
+    with patient_client(bridge, patient_id) as me:
+        assert me.post("/Communication", json=answer(patient_id, message)).status_code == 201
+    assert eventually(lambda: sink.about(f"Re: {subject}"))

@@ -53,7 +53,7 @@ ANSWER = "answer"
 #: What is due, as searches: owed receipts, displayed ones once the patient read, answers to relay.
 DUE = ((PROCESSED, [("receipt-owed", f"{PROCESSED},{ERROR_MAIL}")]),
        (DISPLAYED, [("receipt-owed", DISPLAYED), ("read:missing", "false")]),
-       (ANSWER, [("status", "in-progress")]))
+       (ANSWER, [("status", "in-progress"), ("in-response-to:missing", "false")]))
 
 
 @dataclass(frozen=True)
