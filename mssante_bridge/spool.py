@@ -61,6 +61,10 @@ class Spool:
         """Keys of the mails not yet delivered, oldest first."""
         return sorted(p.name.removesuffix(SUFFIX) for p in self.folder.glob(f"*{SUFFIX}"))
 
+    def holds(self, key: str) -> bool:
+        """Whether the mail is still waiting for delivery."""
+        return (self.folder / f"{key}{SUFFIX}").exists()
+
     def load(self, key: str) -> Spooled:
         raw = (self.folder / f"{key}{SUFFIX}").read_bytes()
         header, _, data = raw.partition(b"\n")

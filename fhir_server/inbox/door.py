@@ -135,7 +135,8 @@ class MssanteDoor:
             return f"554 5.6.0 The IHE XDM package is refused: {error}", None
 
     async def _accepted(self, key: str, read: Read) -> None:
-        self._read[key] = read  # the postman delivers it next, without reading it again
+        if key not in self._delivering and self.spool.holds(key):  # a scan may have taken it already
+            self._read[key] = read  # the postman delivers it next, without reading it again
         self._wake.set()
 
     def _reread(self, data: bytes) -> Read:
